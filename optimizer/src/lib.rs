@@ -1,0 +1,2 @@
+//! The logical layer of rivulet.
+#![warn(missing_docs)]

@@ -1,0 +1,1 @@
+//! Key encoding and key groups.

@@ -1,0 +1,2 @@
+//! The Table API of rivulet.
+#![warn(missing_docs)]
