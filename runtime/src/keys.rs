@@ -1,1 +1,0 @@
-//! Key encoding and key groups.
