@@ -1,0 +1,286 @@
+//! Exchanges: how the batches of an edge reach the subtasks of the next task.
+//!
+//! One exchange serves typed and Arrow batches alike. A hash exchange asks a
+//! [`BatchKeySelector`] for the key group of every row of a batch, maps key groups to subtasks
+//! with Flink's range formula, and scatters the rows into one buffer per target. Buffers are sent
+//! when they hold a full batch, when the buffer timeout expires, and before any control event.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::batch::{Batch, BatchBuffer, Records};
+use crate::channel::Inbox;
+use crate::error::{BoxError, TaskError};
+use crate::keys::{
+    KeyGroup, encode_key, hash_key_bytes, key_group_for_hash, subtask_for_key_group,
+};
+use crate::message::Message;
+use crate::operator::Output;
+
+/// How the records of an edge are distributed over the subtasks of the consuming operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShipStrategy {
+    /// Subtask `i` sends to subtask `i` (equal parallelism); such edges are chained.
+    Forward,
+    /// Batches go round-robin to every subtask.
+    Rebalance,
+    /// Rows go to the subtask owning their key's key group.
+    Hash,
+    /// Every subtask receives every batch.
+    Broadcast,
+    /// Everything goes to subtask 0.
+    Global,
+}
+
+impl fmt::Display for ShipStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ShipStrategy::Forward => "FORWARD",
+            ShipStrategy::Rebalance => "REBALANCE",
+            ShipStrategy::Hash => "HASH",
+            ShipStrategy::Broadcast => "BROADCAST",
+            ShipStrategy::Global => "GLOBAL",
+        })
+    }
+}
+
+/// Computes the key group of every row of a batch: the routing half of a hash exchange.
+///
+/// Each writing subtask gets its own clone, so implementations may keep scratch buffers.
+pub trait BatchKeySelector<B>: Send + 'static {
+    /// Appends the key group of each row of `batch` to `out`.
+    fn key_groups(
+        &mut self,
+        batch: &B,
+        max_parallelism: u16,
+        out: &mut Vec<KeyGroup>,
+    ) -> Result<(), BoxError>;
+
+    /// A fresh copy for another subtask.
+    fn box_clone(&self) -> Box<dyn BatchKeySelector<B>>;
+}
+
+/// Routes typed records by the key a closure extracts from them.
+pub(crate) struct TypedKeySelector<T, K, F> {
+    key: F,
+    scratch: Vec<u8>,
+    _types: PhantomData<fn(&T) -> K>,
+}
+
+impl<T, K, F: Clone> Clone for TypedKeySelector<T, K, F> {
+    fn clone(&self) -> Self {
+        TypedKeySelector {
+            key: self.key.clone(),
+            scratch: Vec::new(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<T, K, F> TypedKeySelector<T, K, F> {
+    pub(crate) fn new(key: F) -> Self {
+        TypedKeySelector {
+            key,
+            scratch: Vec::new(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<T, K, F> BatchKeySelector<Records<T>> for TypedKeySelector<T, K, F>
+where
+    T: crate::Data,
+    K: Serialize + 'static,
+    F: Fn(&T) -> K + Clone + Send + 'static,
+{
+    fn key_groups(
+        &mut self,
+        batch: &Records<T>,
+        max_parallelism: u16,
+        out: &mut Vec<KeyGroup>,
+    ) -> Result<(), BoxError> {
+        out.reserve(batch.len());
+        for value in batch.values() {
+            self.scratch.clear();
+            encode_key(&(self.key)(value), &mut self.scratch)?;
+            out.push(key_group_for_hash(
+                hash_key_bytes(&self.scratch),
+                max_parallelism,
+            ));
+        }
+        Ok(())
+    }
+
+    fn box_clone(&self) -> Box<dyn BatchKeySelector<Records<T>>> {
+        Box::new(self.clone())
+    }
+}
+
+/// The routing of one writer.
+pub(crate) enum Routing<B> {
+    /// One target (forward or global edges).
+    Single,
+    Rebalance {
+        next: usize,
+    },
+    Broadcast,
+    Hash {
+        selector: Box<dyn BatchKeySelector<B>>,
+        /// The target subtask of each key group.
+        targets_by_key_group: Vec<u32>,
+        max_parallelism: u16,
+        key_groups: Vec<KeyGroup>,
+        targets: Vec<u32>,
+    },
+}
+
+impl<B> Routing<B> {
+    pub(crate) fn hash(
+        selector: Box<dyn BatchKeySelector<B>>,
+        max_parallelism: u16,
+        parallelism: usize,
+    ) -> Self {
+        Routing::Hash {
+            selector,
+            targets_by_key_group: (0..max_parallelism)
+                .map(|kg| subtask_for_key_group(max_parallelism, parallelism, kg) as u32)
+                .collect(),
+            max_parallelism,
+            key_groups: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// Writes one subtask's output of an edge into the inboxes of the consuming subtasks.
+///
+/// `C` is the consumer's channel payload: the batch itself, or the batch tagged with the input
+/// side for a two-input consumer.
+pub(crate) struct ExchangeWriter<B: Batch, C> {
+    targets: Vec<Arc<Inbox<C>>>,
+    /// This writer's channel index in every target inbox.
+    channel: usize,
+    wrap: fn(B) -> C,
+    routing: Routing<B>,
+    buffers: Vec<B::Buffer>,
+    batch_size: usize,
+}
+
+impl<B: Batch, C: Send> ExchangeWriter<B, C> {
+    pub(crate) fn new(
+        targets: Vec<Arc<Inbox<C>>>,
+        channel: usize,
+        wrap: fn(B) -> C,
+        routing: Routing<B>,
+        batch_size: usize,
+    ) -> Self {
+        let buffers = targets.iter().map(|_| B::Buffer::default()).collect();
+        ExchangeWriter {
+            targets,
+            channel,
+            wrap,
+            routing,
+            buffers,
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    fn send(&mut self, target: usize) -> Result<(), TaskError> {
+        if let Some(batch) = self.buffers[target].take()? {
+            let message = Message::Data((self.wrap)(batch));
+            if !self.targets[target].send(self.channel, message) {
+                return Err(TaskError::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, target: usize, batch: B) -> Result<(), TaskError> {
+        if self.buffers[target].is_empty() && batch.len() >= self.batch_size {
+            let message = Message::Data((self.wrap)(batch));
+            if !self.targets[target].send(self.channel, message) {
+                return Err(TaskError::Cancelled);
+            }
+            return Ok(());
+        }
+        self.buffers[target].push(batch)?;
+        if self.buffers[target].len() >= self.batch_size {
+            self.send(target)?;
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, message: impl Fn() -> Message<C>) -> Result<(), TaskError> {
+        for target in &self.targets {
+            if !target.send(self.channel, message()) {
+                return Err(TaskError::Cancelled);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<B: Batch, C: Send> Output<B> for ExchangeWriter<B, C> {
+    fn collect(&mut self, batch: B) -> Result<(), TaskError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match &mut self.routing {
+            Routing::Single => self.push(0, batch),
+            Routing::Rebalance { next } => {
+                let target = *next;
+                *next = (*next + 1) % self.targets.len();
+                self.push(target, batch)
+            }
+            Routing::Broadcast => {
+                for target in 1..self.targets.len() {
+                    self.push(target, batch.clone())?;
+                }
+                self.push(0, batch)
+            }
+            Routing::Hash {
+                selector,
+                targets_by_key_group,
+                max_parallelism,
+                key_groups,
+                targets,
+            } => {
+                key_groups.clear();
+                selector.key_groups(&batch, *max_parallelism, key_groups)?;
+                targets.clear();
+                targets.extend(
+                    key_groups
+                        .iter()
+                        .map(|kg| targets_by_key_group[*kg as usize]),
+                );
+                batch.scatter(targets, &mut self.buffers)?;
+                for target in 0..self.buffers.len() {
+                    if self.buffers[target].len() >= self.batch_size {
+                        self.send(target)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn emit_watermark(&mut self, watermark: i64) -> Result<(), TaskError> {
+        self.flush()?;
+        self.broadcast(|| Message::Watermark(watermark))
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        for target in 0..self.buffers.len() {
+            self.send(target)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), TaskError> {
+        self.flush()?;
+        self.broadcast(|| Message::EndOfInput)
+    }
+}

@@ -1,0 +1,452 @@
+//! The executor: turns a job graph into threads, one per subtask, and watches them.
+//!
+//! `launch` builds every subtask's inbox, exchange writers and operator chain, then starts one OS
+//! thread per subtask. The first failure stops the whole job: every other task is cancelled and
+//! woken, and the error names the operator and subtask. [`JobHandle`] gives asynchronous
+//! control (cancel, wait, live metrics); [`StreamEnv::execute`](crate::StreamEnv::execute) waits
+//! on the calling thread.
+
+pub(crate) mod task;
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::channel::{CancelFlag, Wake};
+use crate::error::{JobError, TaskError, panic_message};
+use crate::exchange::ShipStrategy;
+use crate::graph::{AnyInbox, AnyOutput, BuildContext, JobGraph, NodeKind, StreamGraph};
+use crate::operator::OperatorContext;
+use crate::operator::chain::OperatorMetrics;
+use task::{TaskBody, TaskEnv};
+
+/// How a job runs: the executor's part of the environment's configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecConfig {
+    pub(crate) parallelism: usize,
+    pub(crate) max_parallelism: u16,
+    pub(crate) batch_size: usize,
+    pub(crate) buffer_timeout: Duration,
+    pub(crate) channel_capacity: usize,
+    pub(crate) chaining: bool,
+}
+
+/// Record counts of one operator, summed over its subtasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorStats {
+    /// The operator's name.
+    pub name: String,
+    /// The operator's parallelism.
+    pub parallelism: usize,
+    /// Records the operator received.
+    pub records_in: u64,
+    /// Records the operator emitted.
+    pub records_out: u64,
+}
+
+/// What a finished job reports.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    /// The job's name.
+    pub name: String,
+    /// Wall-clock time from start to the end of the last task.
+    pub duration: Duration,
+    /// Per-operator record counts, in the order operators were declared.
+    pub operators: Vec<OperatorStats>,
+}
+
+impl JobResult {
+    /// The statistics of the first operator called `name`.
+    pub fn operator(&self, name: &str) -> Option<&OperatorStats> {
+        self.operators.iter().find(|o| o.name == name)
+    }
+}
+
+impl fmt::Display for JobResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "job {:?} finished in {:.3?}", self.name, self.duration)?;
+        for op in &self.operators {
+            writeln!(
+                f,
+                "  {:<32} parallelism {:>3}  in {:>12}  out {:>12}",
+                op.name, op.parallelism, op.records_in, op.records_out
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Shared by every task of a job: cancellation, the first failure, and who to wake.
+pub(crate) struct JobControl {
+    name: String,
+    cancel: Arc<CancelFlag>,
+    wakers: Mutex<Vec<Arc<dyn Wake>>>,
+    first_error: Mutex<Option<JobError>>,
+    cancelled_by_user: AtomicBool,
+}
+
+impl JobControl {
+    fn stop_all(&self) {
+        self.cancel.cancel();
+        for waker in self.wakers.lock().iter() {
+            waker.wake_all();
+        }
+    }
+
+    fn fail(&self, error: JobError) {
+        {
+            let mut first = self.first_error.lock();
+            if first.is_none() {
+                *first = Some(error);
+            }
+        }
+        self.stop_all();
+    }
+
+    pub(crate) fn cancel_by_user(&self) {
+        self.cancelled_by_user.store(true, Ordering::Release);
+        self.stop_all();
+    }
+}
+
+/// A job whose threads are running.
+pub(crate) struct RunningJob {
+    pub(crate) control: Arc<JobControl>,
+    threads: Vec<JoinHandle<()>>,
+    metrics: Arc<Vec<(String, usize, Arc<OperatorMetrics>)>>,
+    started: Instant,
+}
+
+pub(crate) fn snapshot_metrics(
+    metrics: &[(String, usize, Arc<OperatorMetrics>)],
+) -> Vec<OperatorStats> {
+    metrics
+        .iter()
+        .map(|(name, parallelism, m)| OperatorStats {
+            name: name.clone(),
+            parallelism: *parallelism,
+            records_in: m.records_in.load(Ordering::Relaxed),
+            records_out: m.records_out.load(Ordering::Relaxed),
+        })
+        .collect()
+}
+
+impl RunningJob {
+    pub(crate) fn metrics(&self) -> Arc<Vec<(String, usize, Arc<OperatorMetrics>)>> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Waits for every task and reports how the job ended.
+    pub(crate) fn join(self) -> Result<JobResult, JobError> {
+        for thread in self.threads {
+            // Task bodies catch their panics; a join error would be a runtime bug.
+            let _ = thread.join();
+        }
+        if let Some(error) = self.control.first_error.lock().take() {
+            return Err(error);
+        }
+        if self.control.cancelled_by_user.load(Ordering::Acquire) {
+            return Err(JobError::Cancelled {
+                job: self.control.name.clone(),
+            });
+        }
+        Ok(JobResult {
+            name: self.control.name.clone(),
+            duration: self.started.elapsed(),
+            operators: snapshot_metrics(&self.metrics),
+        })
+    }
+}
+
+/// Builds every subtask of `graph` and starts its threads.
+pub(crate) fn launch(
+    name: &str,
+    graph: StreamGraph,
+    config: &ExecConfig,
+) -> Result<RunningJob, JobError> {
+    let job = JobGraph::build(
+        name,
+        &graph,
+        config.parallelism,
+        config.max_parallelism,
+        config.chaining,
+    )?;
+    let cancel = Arc::new(CancelFlag::default());
+    let control = Arc::new(JobControl {
+        name: name.to_owned(),
+        cancel: Arc::clone(&cancel),
+        wakers: Mutex::new(Vec::new()),
+        first_error: Mutex::new(None),
+        cancelled_by_user: AtomicBool::new(false),
+    });
+
+    // Channel layout: each non-chained edge owns a range of channels in its consumer's inboxes,
+    // one per producing subtask (one in all for a forward edge).
+    let mut channel_base = vec![0usize; graph.edges.len()];
+    let mut channels = vec![0usize; job.vertices.len()];
+    for (i, edge) in graph.edges.iter().enumerate() {
+        if job.edge_chained[i] {
+            continue;
+        }
+        let consumer = job.node_vertex[edge.to];
+        channel_base[i] = channels[consumer];
+        let producers = job.node_parallelism[edge.from];
+        if job.edge_strategy[i] == ShipStrategy::Forward
+            && producers != job.node_parallelism[edge.to]
+        {
+            return Err(JobError::InvalidGraph(
+                crate::error::GraphError::InvalidParallelism {
+                    operator: graph.nodes[edge.to].name.clone(),
+                    parallelism: job.node_parallelism[edge.to],
+                    max_parallelism: producers,
+                },
+            ));
+        }
+        channels[consumer] += if job.edge_strategy[i] == ShipStrategy::Forward {
+            1
+        } else {
+            producers
+        };
+    }
+
+    let mut inboxes: Vec<Vec<AnyInbox>> = Vec::with_capacity(job.vertices.len());
+    for (v, vertex) in job.vertices.iter().enumerate() {
+        let head = &graph.nodes[vertex.operators[0]];
+        let mut subtask_inboxes = Vec::new();
+        if channels[v] > 0 {
+            for _ in 0..vertex.parallelism {
+                let (inbox, waker) = match &head.kind {
+                    NodeKind::OneInput(n) => {
+                        n.new_inbox(channels[v], config.channel_capacity, Arc::clone(&cancel))
+                    }
+                    NodeKind::TwoInput(n) => {
+                        n.new_inbox(channels[v], config.channel_capacity, Arc::clone(&cancel))
+                    }
+                    NodeKind::Source(_) => unreachable!("a source has no inputs"),
+                };
+                control.wakers.lock().push(waker);
+                subtask_inboxes.push(inbox);
+            }
+        }
+        inboxes.push(subtask_inboxes);
+    }
+
+    let metrics: Vec<Arc<OperatorMetrics>> = graph
+        .nodes
+        .iter()
+        .map(|_| Arc::new(OperatorMetrics::default()))
+        .collect();
+    let context = |node: usize, subtask: usize| BuildContext {
+        operator: OperatorContext {
+            name: graph.nodes[node].name.clone(),
+            subtask,
+            parallelism: job.node_parallelism[node],
+            max_parallelism: config.max_parallelism,
+        },
+        metrics: Arc::clone(&metrics[node]),
+        batch_size: config.batch_size,
+    };
+
+    let mut bodies: Vec<(String, Box<dyn TaskBody>, OperatorContext)> = Vec::new();
+    for (v, vertex) in job.vertices.iter().enumerate() {
+        let tail = *vertex.operators.last().unwrap_or(&vertex.operators[0]);
+        for subtask in 0..vertex.parallelism {
+            let mut outs: Vec<AnyOutput> = Vec::new();
+            for (i, edge) in graph.edges.iter().enumerate() {
+                if edge.from != tail || job.edge_chained[i] {
+                    continue;
+                }
+                let consumer = job.node_vertex[edge.to];
+                let strategy = job.edge_strategy[i];
+                let (targets, channel) = if strategy == ShipStrategy::Forward {
+                    (
+                        vec![Arc::clone(&inboxes[consumer][subtask])],
+                        channel_base[i],
+                    )
+                } else {
+                    (inboxes[consumer].clone(), channel_base[i] + subtask)
+                };
+                outs.push(edge.factory.writer(
+                    targets,
+                    channel,
+                    strategy,
+                    config.max_parallelism,
+                    config.batch_size,
+                ));
+            }
+            let mut out = match outs.len() {
+                0 => graph.nodes[tail].output.discard(),
+                1 => outs.pop().unwrap_or_else(|| unreachable!()),
+                _ => graph.nodes[tail].output.fan_out(outs),
+            };
+            for &node in vertex.operators[1..].iter().rev() {
+                match &graph.nodes[node].kind {
+                    NodeKind::OneInput(n) => out = n.chain(context(node, subtask), out),
+                    _ => unreachable!("only one-input operators are chained"),
+                }
+            }
+            let head = vertex.operators[0];
+            let body = match &graph.nodes[head].kind {
+                NodeKind::Source(s) => s.build(context(head, subtask), out)?,
+                NodeKind::OneInput(n) => {
+                    let chain = n.chain(context(head, subtask), out);
+                    n.head(&inboxes[v][subtask], chain)
+                }
+                NodeKind::TwoInput(n) => n.head(context(head, subtask), &inboxes[v][subtask], out),
+            };
+            let thread_name = format!(
+                "{} ({}/{})",
+                job.chain_name(v),
+                subtask + 1,
+                vertex.parallelism
+            );
+            bodies.push((thread_name, body, context(head, subtask).operator));
+        }
+    }
+
+    let started = Instant::now();
+    let mut threads = Vec::with_capacity(bodies.len());
+    for (thread_name, body, head) in bodies {
+        let env = TaskEnv {
+            cancel: Arc::clone(&cancel),
+            buffer_timeout: config.buffer_timeout,
+        };
+        let task_control = Arc::clone(&control);
+        let spawned = std::thread::Builder::new()
+            .name(thread_name.clone())
+            .spawn(move || {
+                let result = catch_unwind(AssertUnwindSafe(|| body.run(&env)));
+                match result {
+                    Ok(Ok(())) | Ok(Err(TaskError::Cancelled)) => {}
+                    Ok(Err(TaskError::Failed(error))) => task_control.fail(*error),
+                    Ok(Err(TaskError::User(source))) => {
+                        task_control.fail(JobError::OperatorFailed {
+                            operator: head.name,
+                            subtask: head.subtask,
+                            parallelism: head.parallelism,
+                            source,
+                        })
+                    }
+                    Err(payload) => task_control.fail(JobError::OperatorPanicked {
+                        operator: head.name,
+                        subtask: head.subtask,
+                        parallelism: head.parallelism,
+                        message: panic_message(payload.as_ref()),
+                    }),
+                }
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(source) => {
+                control.fail(JobError::Spawn {
+                    task: thread_name,
+                    source,
+                });
+                break;
+            }
+        }
+    }
+    let metrics = graph
+        .nodes
+        .iter()
+        .zip(metrics)
+        .enumerate()
+        .map(|(i, (node, m))| (node.name.clone(), job.node_parallelism[i], m))
+        .collect();
+    Ok(RunningJob {
+        control,
+        threads,
+        metrics: Arc::new(metrics),
+        started,
+    })
+}
+
+/// Control over a job started with [`StreamEnv::execute_async`](crate::StreamEnv::execute_async).
+///
+/// The handle's futures work on any async runtime.
+///
+/// ```
+/// use rivulet_runtime::StreamEnv;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let env = StreamEnv::new().with_parallelism(1);
+/// let out = env.from_vec(vec![1, 2, 3]).map(|x| x * 10).collect();
+/// let handle = env.execute_async("async job").unwrap();
+/// let result = handle.wait().await.unwrap();
+/// assert_eq!(result.operator("Map").unwrap().records_out, 3);
+/// assert_eq!(out.take_sorted(), vec![10, 20, 30]);
+/// # });
+/// ```
+pub struct JobHandle {
+    control: Arc<JobControl>,
+    metrics: Arc<Vec<(String, usize, Arc<OperatorMetrics>)>>,
+    done: tokio::sync::watch::Receiver<bool>,
+    result: Arc<Mutex<Option<Result<JobResult, JobError>>>>,
+}
+
+impl JobHandle {
+    pub(crate) fn spawn(job: RunningJob) -> Result<JobHandle, JobError> {
+        let control = Arc::clone(&job.control);
+        let metrics = job.metrics();
+        let (done_tx, done) = tokio::sync::watch::channel(false);
+        let result = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&result);
+        std::thread::Builder::new()
+            .name(format!("job watcher {:?}", control.name))
+            .spawn(move || {
+                *slot.lock() = Some(job.join());
+                let _ = done_tx.send(true);
+            })
+            .map_err(|source| JobError::Spawn {
+                task: "job watcher".to_owned(),
+                source,
+            })?;
+        Ok(JobHandle {
+            control,
+            metrics,
+            done,
+            result,
+        })
+    }
+
+    /// Live record counts per operator.
+    pub fn metrics(&self) -> Vec<OperatorStats> {
+        snapshot_metrics(&self.metrics)
+    }
+
+    /// Whether every task has ended.
+    pub fn is_finished(&self) -> bool {
+        *self.done.borrow()
+    }
+
+    async fn until_done(&self) {
+        let mut done = self.done.clone();
+        // An error means the watcher is gone, which only happens after it reported.
+        let _ = done.wait_for(|finished| *finished).await;
+    }
+
+    /// Cancels the job and waits until every task has stopped: when this returns, no operator
+    /// of the job runs any more.
+    pub async fn cancel(&self) {
+        self.control.cancel_by_user();
+        self.until_done().await;
+    }
+
+    /// Waits for the job to end.
+    ///
+    /// # Errors
+    /// The job's failure, or [`JobError::Cancelled`] when it was cancelled.
+    pub async fn wait(self) -> Result<JobResult, JobError> {
+        self.until_done().await;
+        self.result.lock().take().unwrap_or_else(|| {
+            Err(JobError::Cancelled {
+                job: self.control.name.clone(),
+            })
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! What travels through a channel: data and the control events that order it.
+
+/// A checkpoint barrier: separates the records before checkpoint `id` from those after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Barrier {
+    /// The checkpoint this barrier belongs to.
+    pub checkpoint_id: u64,
+    /// When the checkpoint was triggered, in milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// One message on a channel. Data and control events share a channel so they stay in order.
+#[derive(Debug, Clone)]
+pub enum Message<B> {
+    /// A batch of records.
+    Data(B),
+    /// No record with a timestamp at or below this one will follow on this channel.
+    Watermark(i64),
+    /// A checkpoint barrier.
+    Barrier(Barrier),
+    /// The sender has finished; nothing follows on this channel.
+    EndOfInput,
+}

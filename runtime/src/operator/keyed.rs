@@ -1,0 +1,333 @@
+//! Keyed operators: functions that see one key at a time, with state scoped to that key.
+//!
+//! Records arrive through a hash exchange, so every record of a key reaches the same subtask.
+//! The operator recomputes the key, encodes it canonically, and points the keyed state backend
+//! at it before calling the user function.
+
+use std::marker::PhantomData;
+
+use serde::Serialize;
+
+use super::{Operator, OperatorContext, Output};
+use crate::batch::{Data, NO_TIMESTAMP, Records};
+use crate::error::{BoxError, TaskError};
+use crate::keys::{encode_key, hash_key_bytes, key_group_for_hash};
+use crate::state::{KeyedStateAccess, KeyedStateBackend, ValueState};
+
+/// Where a keyed function's results go; records inherit the input record's timestamp.
+pub struct Collector<'a, O> {
+    out: &'a mut Records<O>,
+    timestamp: Option<i64>,
+}
+
+impl<'a, O> Collector<'a, O> {
+    /// A collector appending to `out` with `timestamp` (for tests of user functions).
+    pub fn new(out: &'a mut Records<O>, timestamp: Option<i64>) -> Self {
+        Collector { out, timestamp }
+    }
+
+    /// Emits a record with the current input record's timestamp, if it has one.
+    pub fn collect(&mut self, value: O) {
+        match self.timestamp {
+            Some(ts) => self.out.push_with_timestamp(value, ts),
+            None => self.out.push(value),
+        }
+    }
+
+    /// Emits a record with an explicit timestamp.
+    pub fn collect_with_timestamp(&mut self, value: O, timestamp: i64) {
+        self.out.push_with_timestamp(value, timestamp);
+    }
+}
+
+/// What a keyed function can see and touch while it processes one record: the key, the record's
+/// timestamp, and the state of that key.
+///
+/// State handles ([`ValueState`], [`ListState`](crate::state::ListState), ...) take the context
+/// as their first argument.
+pub struct KeyedContext<'a, K> {
+    key: &'a K,
+    timestamp: Option<i64>,
+    backend: &'a mut KeyedStateBackend,
+    operator: &'a OperatorContext,
+}
+
+impl<'a, K> KeyedContext<'a, K> {
+    pub(crate) fn new(
+        key: &'a K,
+        timestamp: Option<i64>,
+        backend: &'a mut KeyedStateBackend,
+        operator: &'a OperatorContext,
+    ) -> Self {
+        KeyedContext {
+            key,
+            timestamp,
+            backend,
+            operator,
+        }
+    }
+
+    /// The key of the record being processed.
+    pub fn current_key(&self) -> &K {
+        self.key
+    }
+
+    /// The record's event-time timestamp, when it has one.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// Facts about the subtask.
+    pub fn operator(&self) -> &OperatorContext {
+        self.operator
+    }
+}
+
+impl<K> KeyedStateAccess for KeyedContext<'_, K> {
+    fn state_backend(&mut self) -> &mut KeyedStateBackend {
+        self.backend
+    }
+}
+
+/// A function over a keyed stream with keyed state: Flink's `KeyedProcessFunction`.
+///
+/// It is cloned for every subtask (and again on restart), so keep per-subtask data in state or
+/// in fields initialised in `open`.
+///
+/// ```
+/// use rivulet_runtime::operator::keyed::{Collector, KeyedContext, KeyedProcessFunction};
+/// use rivulet_runtime::state::ValueState;
+/// use rivulet_runtime::{BoxError, StreamEnv};
+///
+/// /// Emits each word with how often it was seen so far.
+/// #[derive(Clone)]
+/// struct RunningCount { count: ValueState<u64> }
+///
+/// impl KeyedProcessFunction<String, String, (String, u64)> for RunningCount {
+///     fn process_element(
+///         &mut self,
+///         word: String,
+///         ctx: &mut KeyedContext<'_, String>,
+///         out: &mut Collector<'_, (String, u64)>,
+///     ) -> Result<(), BoxError> {
+///         let n = self.count.value(ctx)?.unwrap_or(0) + 1;
+///         self.count.update(ctx, n)?;
+///         out.collect((word, n));
+///         Ok(())
+///     }
+/// }
+///
+/// let env = StreamEnv::new().with_parallelism(2);
+/// let counts = env
+///     .from_vec(vec!["a".to_owned(), "b".to_owned(), "a".to_owned()])
+///     .key_by(|w| w.clone())
+///     .process(RunningCount { count: ValueState::new("count") })
+///     .collect();
+/// env.execute("running count").unwrap();
+/// assert_eq!(
+///     counts.take_sorted(),
+///     vec![("a".to_owned(), 1), ("a".to_owned(), 2), ("b".to_owned(), 1)]
+/// );
+/// ```
+pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
+    /// Called once on the subtask's thread before the first record.
+    fn open(&mut self, _ctx: &OperatorContext) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Processes one record of the current key.
+    fn process_element(
+        &mut self,
+        value: I,
+        ctx: &mut KeyedContext<'_, K>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), BoxError>;
+}
+
+/// Encodes keys and points the state backend at them.
+struct KeyContext<T, K, F> {
+    key_of: F,
+    scratch: Vec<u8>,
+    max_parallelism: u16,
+    backend: Option<KeyedStateBackend>,
+    _types: PhantomData<fn(&T) -> K>,
+}
+
+impl<T, K: Serialize, F: Fn(&T) -> K> KeyContext<T, K, F> {
+    fn new(key_of: F) -> Self {
+        KeyContext {
+            key_of,
+            scratch: Vec::new(),
+            max_parallelism: 1,
+            backend: None,
+            _types: PhantomData,
+        }
+    }
+
+    fn open(&mut self, ctx: &OperatorContext) {
+        let range = ctx.key_group_range();
+        self.max_parallelism = ctx.max_parallelism;
+        self.backend = Some(KeyedStateBackend::new(
+            range.start(),
+            range.end().saturating_sub(1),
+        ));
+    }
+
+    /// Computes the key of `value` and makes it the backend's current key.
+    fn set_current(&mut self, value: &T) -> Result<(K, &mut KeyedStateBackend), BoxError> {
+        let key = (self.key_of)(value);
+        self.scratch.clear();
+        encode_key(&key, &mut self.scratch)?;
+        let key_group = key_group_for_hash(hash_key_bytes(&self.scratch), self.max_parallelism);
+        let backend = self
+            .backend
+            .as_mut()
+            .ok_or("a keyed operator processed a record before it was opened")?;
+        backend.set_current_key(&self.scratch, key_group);
+        Ok((key, backend))
+    }
+}
+
+/// Runs a [`KeyedProcessFunction`].
+///
+/// # State
+/// Whatever the function declares, per key (and namespace), in the subtask's key groups; it is
+/// kept until the function clears it or its TTL expires.
+pub(crate) struct KeyedProcessOperator<T, K, O, F, P> {
+    keys: KeyContext<T, K, F>,
+    function: P,
+    ctx: Option<OperatorContext>,
+    _out: PhantomData<fn() -> O>,
+}
+
+impl<T, K: Serialize, O, F: Fn(&T) -> K, P> KeyedProcessOperator<T, K, O, F, P> {
+    pub(crate) fn new(key_of: F, function: P) -> Self {
+        KeyedProcessOperator {
+            keys: KeyContext::new(key_of),
+            function,
+            ctx: None,
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<T, K, O, F, P> Operator for KeyedProcessOperator<T, K, O, F, P>
+where
+    T: Data,
+    K: Serialize + Send + 'static,
+    O: Data,
+    F: Fn(&T) -> K + Send + 'static,
+    P: KeyedProcessFunction<K, T, O>,
+{
+    type In = Records<T>;
+    type Out = Records<O>;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
+        self.keys.open(ctx);
+        self.ctx = Some(ctx.clone());
+        Ok(self.function.open(ctx)?)
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: Records<T>,
+        out: &mut dyn Output<Records<O>>,
+    ) -> Result<(), TaskError> {
+        let operator = self
+            .ctx
+            .as_ref()
+            .ok_or("a keyed operator processed a record before it was opened")?;
+        let mut results = Records::new();
+        let (values, timestamps) = batch.into_parts();
+        for (i, value) in values.into_iter().enumerate() {
+            let timestamp = timestamps.get(i).copied().filter(|t| *t != NO_TIMESTAMP);
+            let (key, backend) = self.keys.set_current(&value)?;
+            let mut ctx = KeyedContext {
+                key: &key,
+                timestamp,
+                backend,
+                operator,
+            };
+            let mut collector = Collector {
+                out: &mut results,
+                timestamp,
+            };
+            self.function
+                .process_element(value, &mut ctx, &mut collector)?;
+        }
+        if results.is_empty() {
+            return Ok(());
+        }
+        out.collect(results)
+    }
+}
+
+/// A rolling reduce per key: emits the reduced value after every record.
+///
+/// # State
+/// One value per key: the reduction so far. Kept for the lifetime of the job.
+pub(crate) struct ReduceOperator<T, K, F, R> {
+    keys: KeyContext<T, K, F>,
+    reduce: R,
+    state: ValueState<Option<T>>,
+}
+
+impl<T: Data, K: Serialize, F: Fn(&T) -> K, R> ReduceOperator<T, K, F, R> {
+    pub(crate) fn new(key_of: F, reduce: R) -> Self {
+        ReduceOperator {
+            keys: KeyContext::new(key_of),
+            reduce,
+            state: ValueState::new("reduce"),
+        }
+    }
+}
+
+impl<T, K, F, R> Operator for ReduceOperator<T, K, F, R>
+where
+    T: Data,
+    K: Serialize + Send + 'static,
+    F: Fn(&T) -> K + Send + 'static,
+    R: FnMut(T, T) -> T + Send + 'static,
+{
+    type In = Records<T>;
+    type Out = Records<T>;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
+        self.keys.open(ctx);
+        Ok(())
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: Records<T>,
+        out: &mut dyn Output<Records<T>>,
+    ) -> Result<(), TaskError> {
+        let reduce = &mut self.reduce;
+        let state = &self.state;
+        let has_timestamps = batch.has_timestamps();
+        let (values, timestamps) = batch.into_parts();
+        let mut reduced = Vec::with_capacity(values.len());
+        for value in values {
+            let (_, backend) = self.keys.set_current(&value)?;
+            let result = state.modify(
+                backend,
+                || None,
+                |slot| {
+                    let next = match slot.take() {
+                        Some(acc) => reduce(acc, value),
+                        None => value,
+                    };
+                    *slot = Some(next.clone());
+                    next
+                },
+            )?;
+            reduced.push(result);
+        }
+        let results = if has_timestamps {
+            Records::with_timestamps(reduced, timestamps)
+        } else {
+            Records::from(reduced)
+        };
+        out.collect(results)
+    }
+}

@@ -1,0 +1,196 @@
+//! Operators: the one trait every processing step implements, and the built-in operators.
+//!
+//! An [`Operator`] turns input batches into output batches. Its lifecycle hooks all have defaults
+//! except [`Operator::process_batch`]: `open` once before the first batch, `process_watermark`
+//! when event time advances, `finish` at the end of bounded input, `close` at the end. An operator
+//! writes to an [`Output`], which is either the next operator of the same chain (a plain call on
+//! the same thread) or the exchange that sends batches to the next task.
+//!
+//! Modules:
+//! - `chain`: how operators of one task are linked, with metrics and failure attribution.
+//! - `typed`: map, filter, flat-map and sinks over typed [`Records`](crate::Records).
+//! - `keyed`: keyed reduce and keyed process functions with keyed state.
+//! - `co`: two-input operators (co-map, co-process).
+
+pub(crate) mod chain;
+pub mod co;
+pub mod keyed;
+pub mod typed;
+
+use crate::batch::Batch;
+use crate::error::TaskError;
+use crate::keys::{KeyGroupRange, key_group_range_for_subtask};
+
+/// Where an operator sends what it produces.
+///
+/// Implemented by the runtime: the next operator of a chain, an exchange to other tasks, or a
+/// fan-out to several of them. Batches may be buffered until full; control events flush them first.
+pub trait Output<B>: Send {
+    /// Sends a batch downstream.
+    fn collect(&mut self, batch: B) -> Result<(), TaskError>;
+
+    /// Announces that event time has reached `watermark`.
+    fn emit_watermark(&mut self, watermark: i64) -> Result<(), TaskError>;
+
+    /// Sends partially filled batches now (the buffer timeout expired).
+    fn flush(&mut self) -> Result<(), TaskError>;
+
+    /// Ends the stream: finishes every downstream operator of the chain and closes the channels.
+    fn finish(&mut self) -> Result<(), TaskError>;
+
+    /// Opens every downstream operator of the chain.
+    fn open(&mut self) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+/// Facts about the subtask an operator runs in.
+#[derive(Debug, Clone)]
+pub struct OperatorContext {
+    pub(crate) name: String,
+    pub(crate) subtask: usize,
+    pub(crate) parallelism: usize,
+    pub(crate) max_parallelism: u16,
+}
+
+impl OperatorContext {
+    /// A context for running an operator by hand, e.g. in a unit test.
+    pub fn new(
+        name: impl Into<String>,
+        subtask: usize,
+        parallelism: usize,
+        max_parallelism: u16,
+    ) -> Self {
+        OperatorContext {
+            name: name.into(),
+            subtask,
+            parallelism,
+            max_parallelism,
+        }
+    }
+
+    /// The operator's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The zero-based index of this subtask.
+    pub fn subtask_index(&self) -> usize {
+        self.subtask
+    }
+
+    /// The operator's parallelism.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// The job's maximum parallelism: the number of key groups.
+    pub fn max_parallelism(&self) -> u16 {
+        self.max_parallelism
+    }
+
+    /// The key groups this subtask owns.
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        key_group_range_for_subtask(self.max_parallelism, self.parallelism, self.subtask)
+    }
+}
+
+/// A one-input processing step. All hooks but `process_batch` have defaults.
+///
+/// ```
+/// use rivulet_runtime::{Operator, Output, Records, TaskError};
+///
+/// /// Doubles every number.
+/// struct Double;
+///
+/// impl Operator for Double {
+///     type In = Records<i64>;
+///     type Out = Records<i64>;
+///
+///     fn process_batch(&mut self, batch: Records<i64>, out: &mut dyn Output<Records<i64>>) -> Result<(), TaskError> {
+///         out.collect(batch.map(|x| x * 2))
+///     }
+/// }
+/// ```
+pub trait Operator: Send + 'static {
+    /// The batches it reads.
+    type In: Batch;
+    /// The batches it writes.
+    type Out: Batch;
+
+    /// Called once on the task's thread before the first batch.
+    fn open(&mut self, _ctx: &OperatorContext) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Processes one batch.
+    fn process_batch(
+        &mut self,
+        batch: Self::In,
+        out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError>;
+
+    /// Event time advanced to `watermark`. The default forwards it.
+    fn process_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError> {
+        out.emit_watermark(watermark)
+    }
+
+    /// The input ended; emit whatever is still pending. The runtime then ends the output.
+    fn finish(&mut self, _out: &mut dyn Output<Self::Out>) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Called once when the task ends, successfully or not.
+    fn close(&mut self) {}
+}
+
+/// A two-input processing step, the head of its task. All hooks but the two `process_batch`
+/// methods have defaults.
+pub trait TwoInputOperator: Send + 'static {
+    /// The batches of the first input.
+    type In1: Batch;
+    /// The batches of the second input.
+    type In2: Batch;
+    /// The batches it writes.
+    type Out: Batch;
+
+    /// Called once on the task's thread before the first batch.
+    fn open(&mut self, _ctx: &OperatorContext) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Processes a batch of the first input.
+    fn process_batch1(
+        &mut self,
+        batch: Self::In1,
+        out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError>;
+
+    /// Processes a batch of the second input.
+    fn process_batch2(
+        &mut self,
+        batch: Self::In2,
+        out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError>;
+
+    /// Event time (the minimum over both inputs) advanced. The default forwards it.
+    fn process_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError> {
+        out.emit_watermark(watermark)
+    }
+
+    /// Both inputs ended; emit whatever is still pending.
+    fn finish(&mut self, _out: &mut dyn Output<Self::Out>) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Called once when the task ends.
+    fn close(&mut self) {}
+}
