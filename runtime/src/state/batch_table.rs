@@ -18,7 +18,7 @@ const BATCH_SNAPSHOT_VERSION: u32 = 1;
 ///
 /// Implemented for slices and vectors of byte strings (`&[&[u8]]`, `Vec<Vec<u8>>`, ...), for
 /// [`OffsetKeys`] (offsets into one buffer), for Arrow binary arrays and for Arrow
-/// [`Rows`](arrow::row::Rows).
+/// [`Rows`].
 pub trait EncodedKeys {
     /// Number of rows.
     fn len(&self) -> usize;
@@ -90,13 +90,12 @@ impl<'a> OffsetKeys<'a> {
     /// Keys delimited by `offsets` (one more than the number of rows, non-decreasing, within
     /// `bytes`).
     pub fn new(offsets: &'a [usize], bytes: &'a [u8]) -> Result<Self, StateError> {
-        let monotonic = offsets.windows(2).all(|w| w[0] <= w[1]);
-        let in_bounds = offsets.last().is_none_or(|&end| end <= bytes.len());
-        if !monotonic || !in_bounds {
-            return Err(StateError::BatchLengthMismatch {
-                keys: offsets.len().saturating_sub(1),
-                column: "key bytes (offsets are decreasing or past the end)",
-                other: bytes.len(),
+        let decreasing = offsets.windows(2).find(|w| w[0] > w[1]).map(|w| w[1]);
+        let end = offsets.last().copied().unwrap_or(0);
+        if let Some(end) = decreasing.or((end > bytes.len()).then_some(end)) {
+            return Err(StateError::InvalidKeyOffsets {
+                end,
+                bytes: bytes.len(),
             });
         }
         Ok(Self { offsets, bytes })
@@ -505,7 +504,11 @@ mod tests {
             Err(StateError::KeyGroupNotOwned { key_group: 9, .. })
         ));
         assert!(table.is_empty(), "a failed batch writes nothing");
-        assert!(OffsetKeys::new(&[0, 4], b"abc").is_err());
+        assert!(matches!(
+            OffsetKeys::new(&[0, 4], b"abc"),
+            Err(StateError::InvalidKeyOffsets { end: 4, bytes: 3 })
+        ));
+        assert!(OffsetKeys::new(&[2, 1], b"abc").is_err());
     }
 
     #[test]

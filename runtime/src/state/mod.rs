@@ -150,6 +150,16 @@ pub enum StateError {
         /// The other column's length.
         other: usize,
     },
+    /// Offsets given to [`OffsetKeys`] do not delimit keys in the byte buffer.
+    #[error(
+        "key offsets must be non-decreasing and end within the {bytes} key bytes, but they end at {end}"
+    )]
+    InvalidKeyOffsets {
+        /// Where the offsets end (or the first decreasing offset).
+        end: usize,
+        /// Length of the byte buffer.
+        bytes: usize,
+    },
     /// A bug in rivulet, not in the user program.
     #[error("internal state error: {0}; this is a bug in rivulet")]
     Internal(String),
