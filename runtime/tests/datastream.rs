@@ -112,8 +112,8 @@ impl AggregateFunction<i64> for Mean {
         (0, 0)
     }
 
-    fn add(&self, value: &i64, acc: &mut (i64, u64)) {
-        acc.0 += *value;
+    fn add(&self, acc: &mut (i64, u64), value: i64) {
+        acc.0 += value;
         acc.1 += 1;
     }
 
@@ -410,12 +410,11 @@ fn backpressure_bounds_the_records_in_flight() {
     .map(|x| x + 1)
     .rebalance()
     .map(|x| x * 2)
-    .start_new_chain()
     .sink(GatedSink {
         permits: Arc::new(std::sync::Mutex::new(permits)),
         consumed: Arc::clone(&consumed),
     })
-    .start_new_chain_after();
+    .start_new_chain();
     let graph = env.job_graph("gated").unwrap();
     // Source+map, then map, then the sink: two channels between three tasks.
     assert_eq!(graph.vertices().len(), 3);
@@ -424,15 +423,23 @@ fn backpressure_bounds_the_records_in_flight() {
     // In flight: at most `capacity` batches per channel, one batch being written by each
     // producing task, and one batch held by each consuming task.
     let bound = (channels * capacity + 2 * channels + 1) * batch_size;
-    for _ in 0..200 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for _ in 0..100 {
+        let before = consumed.load(Ordering::SeqCst);
         permit.send(()).unwrap();
+        // Wait until the sink took the batch; the source refills the pipeline meanwhile.
+        while consumed.load(Ordering::SeqCst) == before {
+            assert!(Instant::now() < deadline, "the sink stopped consuming");
+            std::thread::yield_now();
+        }
         let in_flight = produced.load(Ordering::SeqCst) - consumed.load(Ordering::SeqCst);
         assert!(
             in_flight as usize <= bound,
             "{in_flight} records in flight, more than {bound}"
         );
     }
-    assert!(consumed.load(Ordering::SeqCst) > 0);
+    // The source ran ahead of the sink as far as the channels allow, and no further.
+    assert!(produced.load(Ordering::SeqCst) > consumed.load(Ordering::SeqCst));
     drop(permit);
     rt.block_on(handle.cancel());
 }
@@ -495,7 +502,7 @@ struct OneThenIdleReader {
 }
 
 impl Source for OneThenIdle {
-    type Batch = Records<&'static str>;
+    type Batch = Records<String>;
     type Split = bool;
     type Reader = OneThenIdleReader;
 
@@ -513,15 +520,15 @@ impl Source for OneThenIdle {
 }
 
 impl SourceReader for OneThenIdleReader {
-    type Batch = Records<&'static str>;
+    type Batch = Records<String>;
     type Split = bool;
 
-    fn poll(&mut self, _max: usize) -> Result<SourcePoll<Records<&'static str>>, BoxError> {
+    fn poll(&mut self, _max: usize) -> Result<SourcePoll<Records<String>>, BoxError> {
         if self.sent {
             return Ok(SourcePoll::Idle);
         }
         self.sent = true;
-        Ok(SourcePoll::Ready(Records::from(vec!["hello"])))
+        Ok(SourcePoll::Ready(Records::from(vec!["hello".to_owned()])))
     }
 
     fn snapshot(&self) -> bool {

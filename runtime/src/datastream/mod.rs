@@ -607,4 +607,11 @@ impl DataStreamSink {
             stream: self.stream.uid(uid),
         }
     }
+
+    /// Runs the sink in a task of its own instead of chaining it to its input.
+    pub fn start_new_chain(self) -> Self {
+        DataStreamSink {
+            stream: self.stream.start_new_chain(),
+        }
+    }
 }

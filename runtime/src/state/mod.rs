@@ -51,7 +51,7 @@ pub use ttl::{StateTtlConfig, TtlUpdateType};
 pub use value::ValueState;
 
 /// A key group: the unit in which keyed state is partitioned, snapshotted and redistributed.
-pub(crate) type KeyGroup = u16;
+pub(crate) use crate::keys::KeyGroup;
 
 /// What keyed state can hold: live, cloneable values that serde can serialize for snapshots.
 ///
