@@ -11,8 +11,18 @@ use std::collections::BTreeMap;
 use rivulet::prelude::*;
 
 const VOCABULARY: &[&str] = &[
-    "stream", "table", "window", "state", "key", "time", "watermark", "barrier", "operator",
-    "chain", "batch", "record",
+    "stream",
+    "table",
+    "window",
+    "state",
+    "key",
+    "time",
+    "watermark",
+    "barrier",
+    "operator",
+    "chain",
+    "batch",
+    "record",
 ];
 
 /// Line `i` of the generated text: eight words picked by a fixed-seed mixing function.
@@ -63,9 +73,15 @@ fn main() -> Result<(), JobError> {
     let (parallel, graph, par_result) = word_count(lines, 4)?;
 
     println!("word counts over {} generated words:", lines * 8);
-    println!("{:<12} {:>14} {:>14}", "word", "parallelism 1", "parallelism 4");
+    println!(
+        "{:<12} {:>14} {:>14}",
+        "word", "parallelism 1", "parallelism 4"
+    );
     for (word, count) in &sequential {
-        println!("{word:<12} {count:>14} {:>14}", parallel.get(word).copied().unwrap_or(0));
+        println!(
+            "{word:<12} {count:>14} {:>14}",
+            parallel.get(word).copied().unwrap_or(0)
+        );
     }
     println!();
     println!(

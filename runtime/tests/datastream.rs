@@ -79,7 +79,11 @@ fn word_count_is_the_same_at_any_parallelism() {
         let env = StreamEnv::new().with_parallelism(p);
         let counts = env
             .from_vec(text.clone())
-            .flat_map(|l| l.split(' ').map(|w| (w.to_owned(), 1u64)).collect::<Vec<_>>())
+            .flat_map(|l| {
+                l.split(' ')
+                    .map(|w| (w.to_owned(), 1u64))
+                    .collect::<Vec<_>>()
+            })
             .key_by(|(w, _)| w.clone())
             .sum(|(_, n)| n)
             .collect();
@@ -186,7 +190,10 @@ fn keyed_state_of_every_kind_is_scoped_to_its_key() {
             .expect("a final summary per key");
         let values: Vec<i64> = (0..60).filter(|i| i % 4 == k).collect();
         assert_eq!(last.2, values);
-        assert_eq!(last.3 as usize, values.iter().filter(|v| *v % 2 == 0).count());
+        assert_eq!(
+            last.3 as usize,
+            values.iter().filter(|v| *v % 2 == 0).count()
+        );
         assert_eq!(last.4, *values.iter().max().unwrap());
         let mean = values.iter().sum::<i64>() as f64 / 15.0;
         assert_eq!(last.5, format!("{mean:.2}"));
@@ -254,7 +261,10 @@ fn a_panicking_operator_fails_the_job_naming_it_and_subtask() {
         }
         other => panic!("expected a panic report, got {other:?}"),
     }
-    assert!(err.to_string().contains("\"Exploding map\" (subtask 1 of 2) panicked"));
+    assert!(
+        err.to_string()
+            .contains("\"Exploding map\" (subtask 1 of 2) panicked")
+    );
 }
 
 #[test]
@@ -293,7 +303,9 @@ fn job_graph_shows_chains_and_exchanges() {
     assert!(dot.contains("n0 -> n1 [label=\"CHAIN\"]"));
     assert!(dot.contains("[label=\"HASH\"]"));
     // Without chaining every operator is a task of its own.
-    let env = StreamEnv::new().with_parallelism(1).disable_operator_chaining();
+    let env = StreamEnv::new()
+        .with_parallelism(1)
+        .disable_operator_chaining();
     env.from_sequence(0..10).map(|x| x).for_each(|_| {});
     assert_eq!(env.job_graph("unchained").unwrap().vertices().len(), 3);
 }
@@ -324,7 +336,10 @@ fn streams_of_two_environments_cannot_be_combined() {
     let b = other.from_vec(vec![2i64]);
     a.union([b]).for_each(|_| {});
     let err = env.execute("foreign").unwrap_err();
-    assert!(err.to_string().contains("two different StreamEnvs"), "{err}");
+    assert!(
+        err.to_string().contains("two different StreamEnvs"),
+        "{err}"
+    );
 }
 
 /// A source that never ends: emits increasing numbers, a batch per poll.
@@ -366,7 +381,8 @@ impl SourceReader for EndlessReader {
     fn poll(&mut self, max_records: usize) -> Result<SourcePoll<Records<u64>>, BoxError> {
         let batch: Vec<u64> = (self.next..self.next + max_records as u64).collect();
         self.next += max_records as u64;
-        self.produced.fetch_add(max_records as u64, Ordering::SeqCst);
+        self.produced
+            .fetch_add(max_records as u64, Ordering::SeqCst);
         Ok(SourcePoll::Ready(Records::from(batch)))
     }
 
@@ -385,7 +401,8 @@ struct GatedSink {
 impl SinkFunction<u64> for GatedSink {
     fn write_batch(&mut self, batch: Records<u64>) -> Result<(), BoxError> {
         self.permits.lock().unwrap().recv()?;
-        self.consumed.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        self.consumed
+            .fetch_add(batch.len() as u64, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -553,7 +570,10 @@ fn the_buffer_timeout_delivers_a_lone_record() {
     let handle = env.execute_async("lone record").unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while seen.is_empty() {
-        assert!(Instant::now() < deadline, "the record never reached the sink");
+        assert!(
+            Instant::now() < deadline,
+            "the record never reached the sink"
+        );
         std::thread::yield_now();
     }
     assert!(!handle.is_finished(), "the source is idle, not finished");
