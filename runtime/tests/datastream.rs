@@ -22,13 +22,16 @@ fn final_counts(pairs: Vec<(String, u64)>) -> BTreeMap<String, u64> {
     finals
 }
 
+/// What `pipeline` observed: stateless output, final sums per key, all rolling sums.
+type PipelineOutput = (Vec<(u8, u32)>, BTreeMap<u8, u64>, Vec<(u8, u64)>);
+
 /// Runs a map / filter / flat-map / keyed-sum pipeline and returns (stateless output sorted,
 /// final sums per key, the sorted multiset of all rolling sums).
 fn pipeline(
     input: &[(u8, u32)],
     parallelism: usize,
     batch_size: usize,
-) -> (Vec<(u8, u32)>, BTreeMap<u8, u64>, Vec<(u8, u64)>) {
+) -> PipelineOutput {
     let env = StreamEnv::new()
         .with_parallelism(parallelism)
         .with_batch_size(batch_size);

@@ -256,10 +256,10 @@ impl Batch for ChangelogBatch {
         for &t in targets {
             counts[t as usize + 1] += 1;
         }
-        if let Some(only) = counts.iter().position(|&c| c == targets.len()) {
-            if !targets.is_empty() {
-                return buffers[only - 1].push(self);
-            }
+        if !targets.is_empty()
+            && let Some(only) = counts.iter().position(|&c| c == targets.len())
+        {
+            return buffers[only - 1].push(self);
         }
         for i in 1..counts.len() {
             counts[i] += counts[i - 1];

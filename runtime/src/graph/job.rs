@@ -99,14 +99,14 @@ impl JobGraph {
                     max_parallelism: max_parallelism as usize,
                 });
             }
-            if let Some(uid) = &node.uid {
-                if let Some(first) = uids.insert(uid, &node.name) {
-                    return Err(GraphError::DuplicateUid {
-                        uid: uid.clone(),
-                        first: first.to_owned(),
-                        second: node.name.clone(),
-                    });
-                }
+            if let Some(uid) = &node.uid
+                && let Some(first) = uids.insert(uid, &node.name)
+            {
+                return Err(GraphError::DuplicateUid {
+                    uid: uid.clone(),
+                    first: first.to_owned(),
+                    second: node.name.clone(),
+                });
             }
             node_parallelism.push(parallelism);
         }
