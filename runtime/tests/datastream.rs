@@ -27,11 +27,7 @@ type PipelineOutput = (Vec<(u8, u32)>, BTreeMap<u8, u64>, Vec<(u8, u64)>);
 
 /// Runs a map / filter / flat-map / keyed-sum pipeline and returns (stateless output sorted,
 /// final sums per key, the sorted multiset of all rolling sums).
-fn pipeline(
-    input: &[(u8, u32)],
-    parallelism: usize,
-    batch_size: usize,
-) -> PipelineOutput {
+fn pipeline(input: &[(u8, u32)], parallelism: usize, batch_size: usize) -> PipelineOutput {
     let env = StreamEnv::new()
         .with_parallelism(parallelism)
         .with_batch_size(batch_size);
