@@ -43,7 +43,7 @@ where
     /// ```
     /// use rivulet_runtime::StreamEnv;
     ///
-    /// let env = StreamEnv::new().with_parallelism(2);
+    /// let env = StreamEnv::new().with_parallelism(1);
     /// let maxima = env
     ///     .from_vec(vec![("a".to_owned(), 3), ("a".to_owned(), 1), ("b".to_owned(), 2)])
     ///     .key_by(|(k, _)| k.clone())
