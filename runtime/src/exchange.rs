@@ -283,4 +283,9 @@ impl<B: Batch, C: Send> Output<B> for ExchangeWriter<B, C> {
         self.flush()?;
         self.broadcast(|| Message::EndOfInput)
     }
+
+    fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.flush()?;
+        self.broadcast(|| Message::Idle(idle))
+    }
 }

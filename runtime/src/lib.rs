@@ -51,6 +51,7 @@ pub mod operator;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod time;
 
 pub use batch::arrow::{ChangelogBatch, ChangelogError, RowKind};
 pub use batch::{Batch, BatchBuffer, Data, NO_TIMESTAMP, Records};

@@ -16,6 +16,9 @@ pub enum Message<B> {
     Data(B),
     /// No record with a timestamp at or below this one will follow on this channel.
     Watermark(i64),
+    /// The sender became idle (`true`): it holds back no watermark until it is active again
+    /// (`false`, or any data or watermark).
+    Idle(bool),
     /// A checkpoint barrier.
     Barrier(Barrier),
     /// The sender has finished; nothing follows on this channel.

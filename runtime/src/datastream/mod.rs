@@ -32,6 +32,7 @@ use crate::operator::typed::{
 use crate::operator::{Operator, TwoInputOperator};
 use crate::sink::{CollectHandle, CollectSink, ForEachSink, PrintSink};
 use crate::source::{GeneratorSource, IterSource, Source, SourceOperatorNode, VecSource};
+use crate::time::{Clock, SystemClock};
 
 static NEXT_ENV_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -93,6 +94,7 @@ impl StreamEnv {
                     buffer_timeout: Duration::from_millis(100),
                     channel_capacity: 8,
                     chaining: true,
+                    clock: Arc::new(SystemClock),
                 },
                 graph: StreamGraph::default(),
                 deferred: None,
@@ -147,6 +149,15 @@ impl StreamEnv {
     /// Default: chaining on.
     pub fn disable_operator_chaining(self) -> Self {
         self.inner.lock().config.chaining = false;
+        self
+    }
+
+    /// Sets the clock processing time is read from; tests pass a
+    /// [`ManualClock`](crate::time::ManualClock) to drive processing time by hand.
+    ///
+    /// Default: the system clock.
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        self.inner.lock().config.clock = Arc::new(clock);
         self
     }
 

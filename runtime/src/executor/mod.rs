@@ -23,6 +23,7 @@ use crate::exchange::ShipStrategy;
 use crate::graph::{AnyInbox, AnyOutput, BuildContext, JobGraph, NodeKind, StreamGraph};
 use crate::operator::OperatorContext;
 use crate::operator::chain::OperatorMetrics;
+use crate::time::Clock;
 use task::{TaskBody, TaskEnv};
 
 /// How a job runs: the executor's part of the environment's configuration.
@@ -34,6 +35,7 @@ pub(crate) struct ExecConfig {
     pub(crate) buffer_timeout: Duration,
     pub(crate) channel_capacity: usize,
     pub(crate) chaining: bool,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Record counts of one operator, summed over its subtasks.
@@ -247,6 +249,7 @@ pub(crate) fn launch(
             subtask,
             parallelism: job.node_parallelism[node],
             max_parallelism: config.max_parallelism,
+            clock: Arc::clone(&config.clock),
         },
         metrics: Arc::clone(&metrics[node]),
         batch_size: config.batch_size,
@@ -315,6 +318,7 @@ pub(crate) fn launch(
         let env = TaskEnv {
             cancel: Arc::clone(&cancel),
             buffer_timeout: config.buffer_timeout,
+            clock: Arc::clone(&config.clock),
         };
         let task_control = Arc::clone(&control);
         let spawned = std::thread::Builder::new()

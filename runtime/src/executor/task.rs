@@ -9,11 +9,13 @@ use crate::graph::TwoInputs;
 use crate::message::Message;
 use crate::operator::chain::TwoInputChained;
 use crate::operator::{Output, TwoInputOperator};
+use crate::time::Clock;
 
 /// What every task loop needs from its job.
 pub(crate) struct TaskEnv {
     pub(crate) cancel: Arc<CancelFlag>,
     pub(crate) buffer_timeout: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// The body of one subtask's thread.
@@ -21,15 +23,25 @@ pub(crate) trait TaskBody: Send {
     fn run(self: Box<Self>, env: &TaskEnv) -> Result<(), TaskError>;
 }
 
-/// Tracks the watermark and the end of every input channel of a task.
+/// What changed for a task after an input event: its watermark, its idleness, or both.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InputUpdate {
+    pub(crate) watermark: Option<i64>,
+    pub(crate) idle: Option<bool>,
+}
+
+/// Tracks the watermark, idleness and end of every input channel of a task.
 ///
-/// A task's watermark is the minimum over its channels; a channel that ended no longer holds it
-/// back.
+/// A task's watermark is the minimum over its active channels; a channel that is idle or ended
+/// does not hold it back, and the watermark never goes backwards. When every open channel is
+/// idle, the task itself is idle.
 pub(crate) struct InputTracker {
     watermarks: Vec<i64>,
     ended: Vec<bool>,
+    idle: Vec<bool>,
     open: usize,
     current: i64,
+    task_idle: bool,
 }
 
 impl InputTracker {
@@ -37,46 +49,103 @@ impl InputTracker {
         InputTracker {
             watermarks: vec![i64::MIN; channels],
             ended: vec![false; channels],
+            idle: vec![false; channels],
             open: channels,
             current: i64::MIN,
+            task_idle: false,
         }
     }
 
-    fn advance(&mut self) -> Option<i64> {
-        let min = self
-            .watermarks
-            .iter()
-            .zip(&self.ended)
-            .filter(|(_, ended)| !**ended)
-            .map(|(w, _)| *w)
-            .min()?;
-        (min > self.current).then(|| {
+    fn recompute(&mut self) -> InputUpdate {
+        let mut update = InputUpdate::default();
+        let min = (0..self.watermarks.len())
+            .filter(|&c| !self.ended[c] && !self.idle[c])
+            .map(|c| self.watermarks[c])
+            .min();
+        let all_idle = self.open > 0 && min.is_none();
+        if all_idle != self.task_idle {
+            self.task_idle = all_idle;
+            update.idle = Some(all_idle);
+        }
+        if let Some(min) = min
+            && min > self.current
+        {
             self.current = min;
-            min
-        })
-    }
-
-    /// Channel `channel` reached `watermark`; returns the task's new watermark if it advanced.
-    pub(crate) fn on_watermark(&mut self, channel: usize, watermark: i64) -> Option<i64> {
-        if watermark <= self.watermarks[channel] {
-            return None;
+            update.watermark = Some(min);
         }
-        self.watermarks[channel] = watermark;
-        self.advance()
+        update
     }
 
-    /// Channel `channel` ended; returns the new watermark, if it advanced, and whether every
-    /// channel has now ended.
-    pub(crate) fn on_end(&mut self, channel: usize) -> (Option<i64>, bool) {
+    /// The task's current watermark.
+    #[allow(dead_code)]
+    pub(crate) fn current(&self) -> i64 {
+        self.current
+    }
+
+    /// Data arrived on `channel`, which makes it active.
+    pub(crate) fn on_data(&mut self, channel: usize) -> InputUpdate {
+        if self.idle[channel] {
+            self.idle[channel] = false;
+            self.recompute()
+        } else {
+            InputUpdate::default()
+        }
+    }
+
+    /// Channel `channel` reached `watermark`.
+    pub(crate) fn on_watermark(&mut self, channel: usize, watermark: i64) -> InputUpdate {
+        let was_idle = std::mem::replace(&mut self.idle[channel], false);
+        if watermark <= self.watermarks[channel] && !was_idle {
+            return InputUpdate::default();
+        }
+        self.watermarks[channel] = self.watermarks[channel].max(watermark);
+        self.recompute()
+    }
+
+    /// Channel `channel` became idle or active.
+    pub(crate) fn on_idle(&mut self, channel: usize, idle: bool) -> InputUpdate {
+        if self.idle[channel] == idle {
+            return InputUpdate::default();
+        }
+        self.idle[channel] = idle;
+        self.recompute()
+    }
+
+    /// Channel `channel` ended; also says whether every channel has now ended.
+    pub(crate) fn on_end(&mut self, channel: usize) -> (InputUpdate, bool) {
         if !self.ended[channel] {
             self.ended[channel] = true;
             self.open -= 1;
         }
         if self.open == 0 {
-            (None, true)
+            (InputUpdate::default(), true)
         } else {
-            (self.advance(), false)
+            (self.recompute(), false)
         }
+    }
+}
+
+/// Tells a task when processing time moved, so its operators can fire what is due.
+pub(crate) struct ProcessingTime {
+    clock: Arc<dyn Clock>,
+    last: i64,
+}
+
+impl ProcessingTime {
+    pub(crate) fn new(clock: &Arc<dyn Clock>) -> Self {
+        ProcessingTime {
+            clock: Arc::clone(clock),
+            last: i64::MIN,
+        }
+    }
+
+    /// The clock's time if it advanced since the last call.
+    pub(crate) fn advanced(&mut self) -> Option<i64> {
+        let now = self.clock.now_ms();
+        (now > self.last).then(|| {
+            self.last = now;
+            now
+        })
     }
 }
 
@@ -127,26 +196,42 @@ impl<B: Send + 'static> TaskBody for OneInputTask<B> {
         self.chain.open()?;
         let mut inputs = InputTracker::new(self.inbox.channels());
         let mut flusher = Flusher::new(env.buffer_timeout);
+        let mut time = ProcessingTime::new(&env.clock);
         loop {
-            match self.inbox.recv(Some(flusher.deadline())) {
-                Received::Message(_, Message::Data(batch)) => self.chain.collect(batch)?,
-                Received::Message(channel, Message::Watermark(w)) => {
-                    if let Some(w) = inputs.on_watermark(channel, w) {
-                        self.chain.emit_watermark(w)?;
+            let update = match self.inbox.recv(Some(flusher.deadline())) {
+                Received::Message(channel, Message::Data(batch)) => {
+                    if let Some(idle) = inputs.on_data(channel).idle {
+                        self.chain.emit_idle(idle)?;
                     }
+                    self.chain.collect(batch)?;
+                    InputUpdate::default()
                 }
-                Received::Message(_, Message::Barrier(_)) => {}
+                Received::Message(channel, Message::Watermark(w)) => {
+                    inputs.on_watermark(channel, w)
+                }
+                Received::Message(channel, Message::Idle(idle)) => inputs.on_idle(channel, idle),
+                Received::Message(_, Message::Barrier(_)) => InputUpdate::default(),
                 Received::Message(channel, Message::EndOfInput) => {
-                    let (watermark, all_ended) = inputs.on_end(channel);
-                    if let Some(w) = watermark {
-                        self.chain.emit_watermark(w)?;
-                    }
+                    let (update, all_ended) = inputs.on_end(channel);
                     if all_ended {
                         return self.chain.finish();
                     }
+                    update
                 }
-                Received::Timeout => {}
+                Received::Timeout => InputUpdate::default(),
                 Received::Cancelled => return Err(TaskError::Cancelled),
+            };
+            if update.idle == Some(false) {
+                self.chain.emit_idle(false)?;
+            }
+            if let Some(w) = update.watermark {
+                self.chain.emit_watermark(w)?;
+            }
+            if update.idle == Some(true) {
+                self.chain.emit_idle(true)?;
+            }
+            if let Some(now) = time.advanced() {
+                self.chain.processing_time(now)?;
             }
             if flusher.due() {
                 self.chain.flush()?;
@@ -166,31 +251,45 @@ impl<O: TwoInputOperator> TaskBody for TwoInputTask<O> {
         self.op.open()?;
         let mut inputs = InputTracker::new(self.inbox.channels());
         let mut flusher = Flusher::new(env.buffer_timeout);
+        let mut time = ProcessingTime::new(&env.clock);
         loop {
-            match self.inbox.recv(Some(flusher.deadline())) {
-                Received::Message(_, Message::Data(TwoInputs::First(batch))) => {
-                    self.op.process1(batch)?
-                }
-                Received::Message(_, Message::Data(TwoInputs::Second(batch))) => {
-                    self.op.process2(batch)?
+            let update = match self.inbox.recv(Some(flusher.deadline())) {
+                Received::Message(channel, Message::Data(batch)) => {
+                    if let Some(idle) = inputs.on_data(channel).idle {
+                        self.op.emit_idle(idle)?;
+                    }
+                    match batch {
+                        TwoInputs::First(batch) => self.op.process1(batch)?,
+                        TwoInputs::Second(batch) => self.op.process2(batch)?,
+                    }
+                    InputUpdate::default()
                 }
                 Received::Message(channel, Message::Watermark(w)) => {
-                    if let Some(w) = inputs.on_watermark(channel, w) {
-                        self.op.watermark(w)?;
-                    }
+                    inputs.on_watermark(channel, w)
                 }
-                Received::Message(_, Message::Barrier(_)) => {}
+                Received::Message(channel, Message::Idle(idle)) => inputs.on_idle(channel, idle),
+                Received::Message(_, Message::Barrier(_)) => InputUpdate::default(),
                 Received::Message(channel, Message::EndOfInput) => {
-                    let (watermark, all_ended) = inputs.on_end(channel);
-                    if let Some(w) = watermark {
-                        self.op.watermark(w)?;
-                    }
+                    let (update, all_ended) = inputs.on_end(channel);
                     if all_ended {
                         return self.op.finish();
                     }
+                    update
                 }
-                Received::Timeout => {}
+                Received::Timeout => InputUpdate::default(),
                 Received::Cancelled => return Err(TaskError::Cancelled),
+            };
+            if update.idle == Some(false) {
+                self.op.emit_idle(false)?;
+            }
+            if let Some(w) = update.watermark {
+                self.op.watermark(w)?;
+            }
+            if update.idle == Some(true) {
+                self.op.emit_idle(true)?;
+            }
+            if let Some(now) = time.advanced() {
+                self.op.processing_time(now)?;
             }
             if flusher.due() {
                 self.op.flush()?;
@@ -203,15 +302,55 @@ impl<O: TwoInputOperator> TaskBody for TwoInputTask<O> {
 mod tests {
     use super::*;
 
+    fn wm(w: i64) -> InputUpdate {
+        InputUpdate {
+            watermark: Some(w),
+            idle: None,
+        }
+    }
+
     #[test]
     fn watermark_is_the_minimum_over_open_channels() {
         let mut t = InputTracker::new(3);
-        assert_eq!(t.on_watermark(0, 10), None);
-        assert_eq!(t.on_watermark(1, 5), None);
-        assert_eq!(t.on_watermark(2, 7), Some(5));
-        assert_eq!(t.on_watermark(1, 20), Some(7));
-        assert_eq!(t.on_end(2), (Some(10), false));
-        assert_eq!(t.on_end(0), (Some(20), false));
-        assert_eq!(t.on_end(1), (None, true));
+        assert_eq!(t.on_watermark(0, 10), InputUpdate::default());
+        assert_eq!(t.on_watermark(1, 5), InputUpdate::default());
+        assert_eq!(t.on_watermark(2, 7), wm(5));
+        assert_eq!(t.on_watermark(1, 20), wm(7));
+        assert_eq!(t.on_end(2), (wm(10), false));
+        assert_eq!(t.on_end(0), (wm(20), false));
+        assert_eq!(t.on_end(1), (InputUpdate::default(), true));
+    }
+
+    #[test]
+    fn idle_channels_do_not_hold_the_watermark_back() {
+        let mut t = InputTracker::new(2);
+        assert_eq!(t.on_watermark(0, 100), InputUpdate::default());
+        // Channel 1 never sent anything; once idle, channel 0 alone decides.
+        assert_eq!(t.on_idle(1, true), wm(100));
+        assert_eq!(t.on_watermark(0, 150), wm(150));
+        // Channel 1 comes back behind the current watermark: nothing goes backwards.
+        assert_eq!(t.on_watermark(1, 120), InputUpdate::default());
+        assert_eq!(t.on_watermark(0, 300), InputUpdate::default());
+        assert_eq!(t.on_watermark(1, 400), wm(300));
+    }
+
+    #[test]
+    fn a_task_whose_inputs_are_all_idle_is_idle() {
+        let mut t = InputTracker::new(2);
+        assert_eq!(t.on_idle(0, true), InputUpdate::default());
+        assert_eq!(
+            t.on_idle(1, true),
+            InputUpdate {
+                watermark: None,
+                idle: Some(true)
+            }
+        );
+        assert_eq!(
+            t.on_data(1),
+            InputUpdate {
+                watermark: None,
+                idle: Some(false)
+            }
+        );
     }
 }

@@ -68,6 +68,14 @@ impl<B: Batch> Output<B> for Counting<'_, B> {
     fn open(&mut self) -> Result<(), TaskError> {
         self.inner.open()
     }
+
+    fn processing_time(&mut self, now_ms: i64) -> Result<(), TaskError> {
+        self.inner.processing_time(now_ms)
+    }
+
+    fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.inner.emit_idle(idle)
+    }
 }
 
 /// An operator together with everything downstream of it in its chain.
@@ -136,6 +144,15 @@ impl<O: Operator> Output<O::In> for Chained<O> {
         let ctx = self.ctx.clone();
         self.run(|op, _| op.open(&ctx))?;
         self.out.open()
+    }
+
+    fn processing_time(&mut self, now_ms: i64) -> Result<(), TaskError> {
+        self.run(|op, out| op.on_processing_time(now_ms, out))?;
+        self.out.processing_time(now_ms)
+    }
+
+    fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.out.emit_idle(idle)
     }
 }
 
@@ -216,6 +233,15 @@ impl<O: TwoInputOperator> TwoInputChained<O> {
         self.out.flush()
     }
 
+    pub(crate) fn processing_time(&mut self, now_ms: i64) -> Result<(), TaskError> {
+        self.run(|op, out| op.on_processing_time(now_ms, out))?;
+        self.out.processing_time(now_ms)
+    }
+
+    pub(crate) fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.out.emit_idle(idle)
+    }
+
     pub(crate) fn finish(&mut self) -> Result<(), TaskError> {
         self.run(|op, out| op.finish(out))?;
         self.out.finish()
@@ -261,6 +287,16 @@ impl<B: Batch> Output<B> for FanOut<B> {
 
     fn open(&mut self) -> Result<(), TaskError> {
         self.outputs.iter_mut().try_for_each(|o| o.open())
+    }
+
+    fn processing_time(&mut self, now_ms: i64) -> Result<(), TaskError> {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|o| o.processing_time(now_ms))
+    }
+
+    fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.outputs.iter_mut().try_for_each(|o| o.emit_idle(idle))
     }
 }
 

@@ -17,9 +17,12 @@ pub mod co;
 pub mod keyed;
 pub mod typed;
 
+use std::sync::Arc;
+
 use crate::batch::Batch;
 use crate::error::TaskError;
 use crate::keys::{KeyGroupRange, key_group_range_for_subtask};
+use crate::time::{Clock, SystemClock};
 
 /// Where an operator sends what it produces.
 ///
@@ -42,6 +45,18 @@ pub trait Output<B>: Send {
     fn open(&mut self) -> Result<(), TaskError> {
         Ok(())
     }
+
+    /// Processing time reached `now_ms`: lets every downstream operator of the chain fire what is
+    /// due.
+    fn processing_time(&mut self, _now_ms: i64) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// The stream became idle (no data and no watermarks for a while) or active again. Idle
+    /// inputs do not hold back the watermark of the operators they feed.
+    fn emit_idle(&mut self, _idle: bool) -> Result<(), TaskError> {
+        Ok(())
+    }
 }
 
 /// Facts about the subtask an operator runs in.
@@ -51,6 +66,7 @@ pub struct OperatorContext {
     pub(crate) subtask: usize,
     pub(crate) parallelism: usize,
     pub(crate) max_parallelism: u16,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl OperatorContext {
@@ -66,7 +82,24 @@ impl OperatorContext {
             subtask,
             parallelism,
             max_parallelism,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same context reading processing time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock processing time is read from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The current processing time in milliseconds.
+    pub fn processing_time(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The operator's name.
@@ -139,6 +172,16 @@ pub trait Operator: Send + 'static {
         out.emit_watermark(watermark)
     }
 
+    /// Processing time reached `now_ms` (read from the job's clock after every batch and at
+    /// least every buffer timeout). The default does nothing.
+    fn on_processing_time(
+        &mut self,
+        _now_ms: i64,
+        _out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError> {
+        Ok(())
+    }
+
     /// The input ended; emit whatever is still pending. The runtime then ends the output.
     fn finish(&mut self, _out: &mut dyn Output<Self::Out>) -> Result<(), TaskError> {
         Ok(())
@@ -184,6 +227,16 @@ pub trait TwoInputOperator: Send + 'static {
         out: &mut dyn Output<Self::Out>,
     ) -> Result<(), TaskError> {
         out.emit_watermark(watermark)
+    }
+
+    /// Processing time reached `now_ms` (read from the job's clock after every batch and at
+    /// least every buffer timeout). The default does nothing.
+    fn on_processing_time(
+        &mut self,
+        _now_ms: i64,
+        _out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError> {
+        Ok(())
     }
 
     /// Both inputs ended; emit whatever is still pending.

@@ -1,0 +1,9 @@
+//! Time: processing-time clocks, event-time watermarks and their strategies, and timers.
+//!
+//! Event-time timestamps and watermarks are `i64` milliseconds. A watermark `w` promises that no
+//! record with a timestamp at or below `w` follows; an operator's watermark is the minimum over its
+//! inputs, and an idle input does not hold it back.
+
+mod clock;
+
+pub use clock::{Clock, ManualClock, SystemClock};
