@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::Serialize;
 
 pub use keyed::{ConnectedStreams, KeyedConnectedStreams, KeyedStream};
 
@@ -29,10 +28,13 @@ use crate::keys::DEFAULT_MAX_PARALLELISM;
 use crate::operator::typed::{
     FilterOperator, FlatMapOperator, MapOperator, SinkFunction, SinkOperator,
 };
+use crate::operator::watermarks::TimestampsAndWatermarksOperator;
 use crate::operator::{Operator, TwoInputOperator};
 use crate::sink::{CollectHandle, CollectSink, ForEachSink, PrintSink};
-use crate::source::{GeneratorSource, IterSource, Source, SourceOperatorNode, VecSource};
-use crate::time::{Clock, SystemClock};
+use crate::source::{
+    GeneratorSource, IterSource, Source, SourceOperatorNode, VecSource, WatermarksFactory,
+};
+use crate::time::{Clock, SystemClock, WatermarkStrategy};
 
 static NEXT_ENV_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -215,12 +217,55 @@ impl StreamEnv {
 
     /// A stream read from a [`Source`].
     pub fn from_source<S: Source>(&self, source: S) -> Stream<S::Batch> {
+        self.add_source(source, None)
+    }
+
+    /// A typed stream read from a [`Source`] with event time: timestamps are assigned and
+    /// watermarks generated per split, and a subtask's watermark is the minimum over its splits
+    /// (idle splits excluded, when the strategy has an idleness timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet_runtime::StreamEnv;
+    /// use rivulet_runtime::source::VecSource;
+    /// use rivulet_runtime::time::WatermarkStrategy;
+    ///
+    /// let env = StreamEnv::new().with_parallelism(1);
+    /// let strategy = WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(10))
+    ///     .with_timestamp_assigner(|r: &(i64, String), _| r.0);
+    /// let events = env.from_source_with_watermarks(
+    ///     VecSource::new(vec![(5, "a".to_owned()), (1, "b".to_owned())]),
+    ///     strategy,
+    /// );
+    /// let out = events.collect();
+    /// env.execute("event time").unwrap();
+    /// assert_eq!(out.take().len(), 2);
+    /// ```
+    pub fn from_source_with_watermarks<T, S>(
+        &self,
+        source: S,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<T>
+    where
+        T: Data,
+        S: Source<Batch = Records<T>>,
+    {
+        let factory: WatermarksFactory<Records<T>> =
+            Arc::new(move || Box::new(strategy.instance()));
+        self.add_source(source, Some(factory))
+    }
+
+    fn add_source<S: Source>(
+        &self,
+        source: S,
+        watermarks: Option<WatermarksFactory<S::Batch>>,
+    ) -> Stream<S::Batch> {
         let name = source.name();
         let id = self.inner.lock().graph.add_node(StreamNode {
             name,
             uid: None,
             parallelism: None,
-            kind: NodeKind::Source(Box::new(SourceOperatorNode { source })),
+            kind: NodeKind::Source(Box::new(SourceOperatorNode { source, watermarks })),
             output: OutputOpsOf::<S::Batch>::boxed(),
             chainable: true,
         });
@@ -518,13 +563,38 @@ impl<T: Data> Stream<Records<T>> {
         self.transform("Flat Map", move || FlatMapOperator::new(f.clone()))
     }
 
+    /// Assigns event-time timestamps and generates watermarks in every subtask, by `strategy`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet_runtime::StreamEnv;
+    /// use rivulet_runtime::time::WatermarkStrategy;
+    ///
+    /// let env = StreamEnv::new().with_parallelism(1);
+    /// let stamped = env
+    ///     .from_vec(vec![(1_000i64, 1u32), (2_000, 2)])
+    ///     .assign_timestamps_and_watermarks(
+    ///         WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|r: &(i64, u32), _| r.0),
+    ///     );
+    /// # let _ = stamped;
+    /// ```
+    #[track_caller]
+    pub fn assign_timestamps_and_watermarks(
+        &self,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<T> {
+        self.transform("Timestamps/Watermarks", move || {
+            TimestampsAndWatermarksOperator::new(strategy.clone())
+        })
+    }
+
     /// Partitions the stream by the key `key_of` extracts: every record of a key goes to the same
     /// subtask, and keyed operators see state per key.
     ///
     /// The key is hashed through its canonical serde encoding, so any `Serialize` type works.
     pub fn key_by<K, F>(&self, key_of: F) -> KeyedStream<T, K, F>
     where
-        K: Serialize + Send + 'static,
+        K: Data,
         F: Fn(&T) -> K + Clone + Send + 'static,
     {
         let stream = self

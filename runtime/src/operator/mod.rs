@@ -16,6 +16,7 @@ pub(crate) mod chain;
 pub mod co;
 pub mod keyed;
 pub mod typed;
+pub(crate) mod watermarks;
 
 use std::sync::Arc;
 
@@ -187,8 +188,29 @@ pub trait Operator: Send + 'static {
         Ok(())
     }
 
+    /// Captures the operator's state for a checkpoint or savepoint: keyed state split by key
+    /// group, so it can be restored at another parallelism. Called between batches.
+    fn snapshot_state(&mut self) -> Result<OperatorState, TaskError> {
+        Ok(OperatorState::default())
+    }
+
+    /// Restores state captured by [`Operator::snapshot_state`], after `open` and before the first
+    /// batch. Key groups the subtask does not own are ignored.
+    fn restore_state(&mut self, _state: &OperatorState) -> Result<(), TaskError> {
+        Ok(())
+    }
+
     /// Called once when the task ends, successfully or not.
     fn close(&mut self) {}
+}
+
+/// An operator's captured state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OperatorState {
+    /// Keyed state (and timers), one blob per key group.
+    pub keyed: std::collections::BTreeMap<crate::keys::KeyGroup, Vec<u8>>,
+    /// State that is not keyed (e.g. a source's position), as one blob.
+    pub operator: Vec<u8>,
 }
 
 /// A two-input processing step, the head of its task. All hooks but the two `process_batch`
