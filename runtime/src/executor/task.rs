@@ -34,7 +34,7 @@ pub(crate) struct InputUpdate {
 ///
 /// A task's watermark is the minimum over its active channels; a channel that is idle or ended
 /// does not hold it back, and the watermark never goes backwards. When every open channel is
-/// idle, the task itself is idle.
+/// idle, the task itself is idle, and its watermark becomes the largest any channel reached.
 pub(crate) struct InputTracker {
     watermarks: Vec<i64>,
     ended: Vec<bool>,
@@ -67,6 +67,16 @@ impl InputTracker {
             self.task_idle = all_idle;
             update.idle = Some(all_idle);
         }
+        // When the last active input goes idle, what every input already promised holds: emit
+        // the largest watermark any of them reached (as Flink's watermark valve does).
+        let min = if all_idle {
+            (0..self.watermarks.len())
+                .filter(|&c| !self.ended[c])
+                .map(|c| self.watermarks[c])
+                .max()
+        } else {
+            min
+        };
         if let Some(min) = min
             && min > self.current
         {

@@ -486,3 +486,123 @@ where
         out.collect(results)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::testing::RecordingOutput;
+
+    /// Counts records per key and emits the count when an event-time timer 10 ms after the
+    /// record fires.
+    #[derive(Clone)]
+    struct CountLater {
+        count: ValueState<u64>,
+    }
+
+    impl KeyedProcessFunction<String, (String, i64), (String, u64, i64)> for CountLater {
+        fn process_element(
+            &mut self,
+            value: (String, i64),
+            ctx: &mut KeyedContext<'_, String>,
+            _out: &mut Collector<'_, (String, u64, i64)>,
+        ) -> Result<(), BoxError> {
+            let n = self.count.value(ctx)?.unwrap_or(0) + 1;
+            self.count.update(ctx, n)?;
+            ctx.register_event_time_timer(value.1 + 10);
+            Ok(())
+        }
+
+        fn on_timer(
+            &mut self,
+            timestamp: i64,
+            domain: TimeDomain,
+            ctx: &mut KeyedContext<'_, String>,
+            out: &mut Collector<'_, (String, u64, i64)>,
+        ) -> Result<(), BoxError> {
+            assert_eq!(domain, TimeDomain::EventTime);
+            let n = self.count.value(ctx)?.unwrap_or(0);
+            out.collect((ctx.current_key().clone(), n, timestamp));
+            Ok(())
+        }
+    }
+
+    fn operator() -> impl Operator<In = Records<(String, i64)>, Out = Records<(String, u64, i64)>> {
+        KeyedProcessOperator::new(
+            |r: &(String, i64)| r.0.clone(),
+            CountLater {
+                count: ValueState::new("count"),
+            },
+        )
+    }
+
+    fn fired(out: &RecordingOutput<Records<(String, u64, i64)>>) -> Vec<(String, u64, i64)> {
+        let mut all: Vec<_> = out
+            .batches
+            .iter()
+            .flat_map(|b| b.values().to_vec())
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn timers_fire_from_the_watermark_in_time_order() {
+        let mut op = operator();
+        let mut out = RecordingOutput::default();
+        op.open(&OperatorContext::new("count later", 0, 1, 128))
+            .unwrap();
+        let input = vec![
+            ("a".to_owned(), 5),
+            ("b".to_owned(), 1),
+            ("a".to_owned(), 5),
+        ];
+        op.process_batch(Records::from(input), &mut out).unwrap();
+        op.process_watermark(11, &mut out).unwrap();
+        assert_eq!(fired(&out), vec![("b".to_owned(), 1, 11)]);
+        op.process_watermark(20, &mut out).unwrap();
+        // The duplicate registration of (a, 15) fired once.
+        assert_eq!(
+            fired(&out),
+            vec![("a".to_owned(), 2, 15), ("b".to_owned(), 1, 11)]
+        );
+        assert_eq!(out.watermarks, vec![11, 20]);
+    }
+
+    #[test]
+    fn timers_survive_snapshot_and_restore_at_another_parallelism() {
+        let mut op = operator();
+        let mut out = RecordingOutput::default();
+        op.open(&OperatorContext::new("count later", 0, 1, 128))
+            .unwrap();
+        let input: Vec<(String, i64)> = (0..40).map(|i| (format!("k{}", i % 8), i)).collect();
+        op.process_batch(Records::from(input), &mut out).unwrap();
+        let snapshot = op.snapshot_state().unwrap();
+        // Restore into two subtasks that split the key groups; together they fire every timer
+        // with the state they need.
+        let mut restored = Vec::new();
+        for subtask in 0..2 {
+            let mut op = operator();
+            let mut out = RecordingOutput::default();
+            op.open(&OperatorContext::new("count later", subtask, 2, 128))
+                .unwrap();
+            op.restore_state(&snapshot).unwrap();
+            op.process_watermark(i64::MAX, &mut out).unwrap();
+            restored.extend(fired(&out));
+        }
+        restored.sort();
+        let mut uninterrupted = operator();
+        let mut expected = RecordingOutput::default();
+        uninterrupted
+            .open(&OperatorContext::new("count later", 0, 1, 128))
+            .unwrap();
+        let input: Vec<(String, i64)> = (0..40).map(|i| (format!("k{}", i % 8), i)).collect();
+        uninterrupted
+            .process_batch(Records::from(input), &mut expected)
+            .unwrap();
+        uninterrupted
+            .process_watermark(i64::MAX, &mut expected)
+            .unwrap();
+        assert_eq!(restored.len(), 40);
+        assert_eq!(restored, fired(&expected));
+    }
+}

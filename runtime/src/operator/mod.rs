@@ -15,6 +15,7 @@
 pub(crate) mod chain;
 pub mod co;
 pub mod keyed;
+pub mod testing;
 pub mod typed;
 pub(crate) mod watermarks;
 

@@ -168,12 +168,18 @@ impl<S: Source> SourceTask<S> {
             return Ok(());
         }
         let mut min: Option<i64> = None;
+        let mut max = i64::MIN;
         let mut all_idle = true;
         for w in tracked {
+            max = max.max(w.watermark());
             if !w.is_idle() {
                 all_idle = false;
                 min = Some(min.map_or(w.watermark(), |m| m.min(w.watermark())));
             }
+        }
+        // Once every split is idle, the largest watermark any split reached holds.
+        if all_idle {
+            min = Some(max);
         }
         if !all_idle && self.idle {
             self.idle = false;
