@@ -17,7 +17,7 @@ use crate::error::{BoxError, TaskError};
 use crate::keys::{
     KeyGroup, encode_key, hash_key_bytes, key_group_for_hash, subtask_for_key_group,
 };
-use crate::message::Message;
+use crate::message::{Barrier, Message};
 use crate::operator::Output;
 
 /// How the records of an edge are distributed over the subtasks of the consuming operator.
@@ -287,5 +287,10 @@ impl<B: Batch, C: Send> Output<B> for ExchangeWriter<B, C> {
     fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
         self.flush()?;
         self.broadcast(|| Message::Idle(idle))
+    }
+
+    fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
+        self.flush()?;
+        self.broadcast(|| Message::Barrier(barrier))
     }
 }

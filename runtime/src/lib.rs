@@ -41,6 +41,7 @@
 
 pub mod batch;
 mod channel;
+pub mod checkpoint;
 pub mod datastream;
 mod error;
 pub mod exchange;

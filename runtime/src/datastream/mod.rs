@@ -17,9 +17,10 @@ use parking_lot::Mutex;
 pub use keyed::{ConnectedStreams, KeyedConnectedStreams, KeyedStream};
 
 use crate::batch::{Batch, Data, Records};
+use crate::checkpoint::{CheckpointConfig, RestartStrategy};
 use crate::error::{GraphError, JobError};
 use crate::exchange::{BatchKeySelector, ShipStrategy, TypedKeySelector};
-use crate::executor::{ExecConfig, JobHandle, JobResult, launch};
+use crate::executor::{ExecConfig, JobHandle, JobResult, Supervisor};
 use crate::graph::{
     JobGraph, NodeId, NodeKind, OperatorNode, OutputOpsOf, StreamEdge, StreamGraph, StreamNode,
     TwoInputOperatorNode, TwoInputs, TypedEdge,
@@ -97,6 +98,8 @@ impl StreamEnv {
                     channel_capacity: 8,
                     chaining: true,
                     clock: Arc::new(SystemClock),
+                    checkpoint: None,
+                    restart: RestartStrategy::None,
                 },
                 graph: StreamGraph::default(),
                 deferred: None,
@@ -160,6 +163,24 @@ impl StreamEnv {
     /// Default: the system clock.
     pub fn with_clock(self, clock: impl Clock) -> Self {
         self.inner.lock().config.clock = Arc::new(clock);
+        self
+    }
+
+    /// Takes checkpoints as `config` says: operator state and source positions, consistent
+    /// across the job, from which a failed job restarts.
+    ///
+    /// Default: no checkpoints.
+    pub fn with_checkpointing(self, config: CheckpointConfig) -> Self {
+        self.inner.lock().config.checkpoint = Some(config);
+        self
+    }
+
+    /// Sets what happens when a task fails: with a restart, the job resumes from its latest
+    /// completed checkpoint (or from the start, without checkpoints).
+    ///
+    /// Default: [`RestartStrategy::None`], the job fails.
+    pub fn with_restart_strategy(self, strategy: RestartStrategy) -> Self {
+        self.inner.lock().config.restart = strategy;
         self
     }
 
@@ -308,7 +329,7 @@ impl StreamEnv {
     /// When the graph is invalid or an operator fails; the error names the operator and subtask.
     pub fn execute(&self, name: &str) -> Result<JobResult, JobError> {
         let (graph, config) = self.take_graph()?;
-        launch(name, graph, &config)?.join()
+        Supervisor::new(name, graph, config)?.run()
     }
 
     /// Starts the job built so far and returns a handle to cancel it, watch it and wait for it.
@@ -317,7 +338,7 @@ impl StreamEnv {
     /// When the graph is invalid or a thread cannot be started.
     pub fn execute_async(&self, name: &str) -> Result<JobHandle, JobError> {
         let (graph, config) = self.take_graph()?;
-        JobHandle::spawn(launch(name, graph, &config)?)
+        JobHandle::spawn(Supervisor::new(name, graph, config)?)
     }
 
     fn defer(&self, error: GraphError) {
@@ -630,12 +651,7 @@ impl<T: Data> Stream<Records<T>> {
     /// Collects every record for the caller; read them from the handle after `execute`.
     pub fn collect(&self) -> CollectHandle<T> {
         let handle = CollectHandle::new();
-        self.sink_named(
-            "Sink: collect",
-            CollectSink {
-                handle: handle.clone(),
-            },
-        );
+        self.sink_named("Sink: collect", CollectSink::new(handle.clone()));
         handle
     }
 

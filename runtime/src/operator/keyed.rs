@@ -383,38 +383,65 @@ where
         out.collect(results)
     }
 
-    fn snapshot_state(&mut self) -> Result<OperatorState, TaskError> {
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
         let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
-        let mut state = OperatorState::default();
-        let range = backend.key_group_range();
-        for key_group in range {
-            let blob = (
-                backend.snapshot_key_group(key_group)?,
-                self.timers.event.snapshot_key_group(key_group)?,
-                self.timers.processing.snapshot_key_group(key_group)?,
-            );
-            state.keyed.insert(key_group, postcard::to_stdvec(&blob)?);
-        }
-        Ok(state)
+        snapshot_keyed(backend, Some(&self.timers))
     }
 
     fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
         let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
-        let range = backend.key_group_range();
-        for (&key_group, bytes) in &state.keyed {
-            if !range.contains(&key_group) {
-                continue;
-            }
-            let (keyed, event, processing): (Vec<u8>, Vec<u8>, Vec<u8>) =
-                postcard::from_bytes(bytes)?;
-            backend.restore_key_group(key_group, &keyed)?;
-            self.timers.event.restore_key_group(key_group, &event)?;
-            self.timers
-                .processing
-                .restore_key_group(key_group, &processing)?;
-        }
-        Ok(())
+        restore_keyed(backend, Some(&mut self.timers), state)
     }
+}
+
+/// Captures keyed state and timers, one blob per key group the backend owns.
+pub(crate) fn snapshot_keyed<K: Data>(
+    backend: &mut KeyedStateBackend,
+    timers: Option<&Timers<K>>,
+) -> Result<OperatorState, TaskError> {
+    let mut state = OperatorState::default();
+    for key_group in backend.key_group_range() {
+        let blob = (
+            backend.snapshot_key_group(key_group)?,
+            match timers {
+                Some(t) => t.event.snapshot_key_group(key_group)?,
+                None => Vec::new(),
+            },
+            match timers {
+                Some(t) => t.processing.snapshot_key_group(key_group)?,
+                None => Vec::new(),
+            },
+        );
+        state.keyed.insert(key_group, postcard::to_stdvec(&blob)?);
+    }
+    Ok(state)
+}
+
+/// Restores what [`snapshot_keyed`] captured, for the key groups the backend owns.
+pub(crate) fn restore_keyed<K: Data>(
+    backend: &mut KeyedStateBackend,
+    mut timers: Option<&mut Timers<K>>,
+    state: &OperatorState,
+) -> Result<(), TaskError> {
+    let range = backend.key_group_range();
+    for (&key_group, bytes) in &state.keyed {
+        if !range.contains(&key_group) {
+            continue;
+        }
+        let (keyed, event, processing): (Vec<u8>, Vec<u8>, Vec<u8>) = postcard::from_bytes(bytes)?;
+        backend.restore_key_group(key_group, &keyed)?;
+        if let Some(timers) = timers.as_mut() {
+            if !event.is_empty() {
+                timers.event.restore_key_group(key_group, &event)?;
+            }
+            if !processing.is_empty() {
+                timers
+                    .processing
+                    .restore_key_group(key_group, &processing)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A rolling reduce per key: emits the reduced value after every record.
@@ -484,6 +511,16 @@ where
             Records::from(reduced)
         };
         out.collect(results)
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
+        let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
+        snapshot_keyed::<()>(backend, None)
+    }
+
+    fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
+        let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
+        restore_keyed::<()>(backend, None, state)
     }
 }
 
@@ -576,7 +613,7 @@ mod tests {
             .unwrap();
         let input: Vec<(String, i64)> = (0..40).map(|i| (format!("k{}", i % 8), i)).collect();
         op.process_batch(Records::from(input), &mut out).unwrap();
-        let snapshot = op.snapshot_state().unwrap();
+        let snapshot = op.snapshot_state(1).unwrap();
         // Restore into two subtasks that split the key groups; together they fire every timer
         // with the state they need.
         let mut restored = Vec::new();

@@ -24,7 +24,9 @@ use crate::batch::Batch;
 use crate::error::{BoxError, JobError, TaskError};
 use crate::executor::task::{Flusher, ProcessingTime, TaskBody, TaskEnv};
 use crate::graph::{AnyOutput, BuildContext, SourceNode, downcast_output};
-use crate::operator::chain::attribute;
+use crate::message::Barrier;
+use crate::operator::OperatorState;
+use crate::operator::chain::{Runtime, attribute};
 use crate::operator::{OperatorContext, Output};
 use crate::time::{BatchWatermarks, WatermarkUpdate};
 
@@ -107,7 +109,23 @@ impl<S: Source> SourceNode for SourceOperatorNode<S> {
             parallelism: op.parallelism,
             source,
         };
-        let splits = self.source.splits(op.parallelism).map_err(failed)?;
+        // A fresh start enumerates the splits; a restore takes every split any subtask
+        // checkpointed (so a restore at another parallelism redistributes them).
+        let splits: Vec<S::Split> = match &ctx.restored_splits {
+            None => self.source.splits(op.parallelism).map_err(failed)?,
+            Some(blobs) => {
+                let mut splits = Vec::new();
+                for blob in blobs {
+                    let mine: Vec<S::Split> = postcard::from_bytes(blob).map_err(|e| {
+                        failed(
+                            format!("the checkpointed source positions do not decode: {e}").into(),
+                        )
+                    })?;
+                    splits.extend(mine);
+                }
+                splits
+            }
+        };
         let mut readers = Vec::new();
         for split in splits.into_iter().skip(op.subtask).step_by(op.parallelism) {
             let reader = self.source.create_reader(split).map_err(failed)?;
@@ -116,14 +134,20 @@ impl<S: Source> SourceNode for SourceOperatorNode<S> {
                 watermarks: self.watermarks.as_ref().map(|make| make()),
             });
         }
+        let (triggered, completed) = match &ctx.runtime.checkpoints {
+            Some(c) => (c.triggered(), c.completed()),
+            None => (0, 0),
+        };
         Ok(Box::new(SourceTask::<S> {
             readers,
             out: downcast_output::<S::Batch>(out),
             ctx: ctx.operator,
-            metrics: ctx.metrics,
+            runtime: ctx.runtime,
             batch_size: ctx.batch_size,
             watermark: i64::MIN,
             idle: false,
+            triggered,
+            completed,
         }))
     }
 
@@ -145,18 +169,50 @@ struct SourceTask<S: Source> {
     readers: Vec<SplitReader<S>>,
     out: Box<dyn Output<S::Batch>>,
     ctx: OperatorContext,
-    metrics: std::sync::Arc<crate::operator::chain::OperatorMetrics>,
+    runtime: Runtime,
     batch_size: usize,
     /// The last watermark emitted.
     watermark: i64,
     /// Whether the subtask announced itself idle.
     idle: bool,
+    /// The last checkpoint triggered and completed that this subtask saw.
+    triggered: u64,
+    completed: u64,
 }
 
 /// How long an idle source sleeps at most before polling again.
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl<S: Source> SourceTask<S> {
+    /// Takes part in checkpoints: on a new trigger, records every split's position, acknowledges
+    /// it and emits the barrier (which snapshots the chained operators); on a completion,
+    /// notifies the chain.
+    fn checkpoint(&mut self) -> Result<(), TaskError> {
+        let Some(coordinator) = self.runtime.checkpoints.clone() else {
+            return Ok(());
+        };
+        let triggered = coordinator.triggered();
+        if triggered > self.triggered {
+            self.triggered = triggered;
+            let splits: Vec<S::Split> = self.readers.iter().map(|r| r.reader.snapshot()).collect();
+            let state = OperatorState {
+                keyed: Default::default(),
+                operator: postcard::to_stdvec(&splits)?,
+            };
+            coordinator.ack(triggered, self.runtime.node, self.ctx.subtask, state);
+            self.out.emit_barrier(Barrier {
+                checkpoint_id: triggered,
+                timestamp: self.ctx.processing_time(),
+            })?;
+        }
+        let completed = coordinator.completed();
+        if completed > self.completed {
+            self.completed = completed;
+            self.out.notify_checkpoint_complete(completed)?;
+        }
+        Ok(())
+    }
+
     /// Emits the subtask's watermark and idleness after a split's tracker changed.
     fn emit_watermarks(&mut self) -> Result<(), TaskError> {
         let mut tracked = self
@@ -209,6 +265,7 @@ impl<S: Source> TaskBody for SourceTask<S> {
             if env.cancel.is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
+            self.checkpoint()?;
             let mut progressed = false;
             let mut i = 0;
             while i < self.readers.len() {
@@ -221,7 +278,8 @@ impl<S: Source> TaskBody for SourceTask<S> {
                 };
                 match polled {
                     SourcePoll::Ready(batch) => {
-                        self.metrics
+                        self.runtime
+                            .metrics
                             .records_out
                             .fetch_add(batch.len() as u64, Ordering::Relaxed);
                         progressed = true;
