@@ -7,7 +7,7 @@
 //! - `exec/runtime_arrow_calc`: Arrow batches -> Calc (filter + projection) -> Arrow hash
 //!   exchange -> a discarding operator.
 //!
-//! After criterion's runs, each case runs a few more times outside criterion and reports
+//! After criterion's runs, each case runs for a few more seconds outside criterion and reports
 //! records per second and records per CPU-second (user + system time of the whole process, read
 //! from `/proc/self/stat`), which shows what the extra threads of parallelism 2 cost.
 
@@ -31,8 +31,8 @@ const ARROW_BATCH_ROWS: usize = 8192;
 /// Distinct keys of the keyed cases.
 const KEYS: i64 = 1000;
 const PARALLELISMS: [usize; 2] = [1, 2];
-/// Runs per case for the records-per-CPU-second report.
-const REPORT_RUNS: u32 = 3;
+/// How long each case runs for the records-per-CPU-second report (CPU time has 10 ms ticks).
+const REPORT_TIME: Duration = Duration::from_secs(2);
 
 fn source_only(parallelism: usize) {
     let env = StreamEnv::new().with_parallelism(parallelism);
@@ -185,21 +185,25 @@ fn process_cpu_time() -> Option<Duration> {
 }
 
 fn report(cases: &[Case]) {
-    eprintln!("\nrecords per second and per CPU-second ({REPORT_RUNS} runs of {N} records each):");
+    eprintln!(
+        "\nrecords per second and per CPU-second (repeated runs of {N} records, at least {REPORT_TIME:?} per case):"
+    );
     for (name, run) in cases {
         for parallelism in PARALLELISMS {
-            let (Some(cpu_before), wall_before) = (process_cpu_time(), Instant::now()) else {
+            let (Some(cpu_before), started) = (process_cpu_time(), Instant::now()) else {
                 eprintln!("cannot read /proc/self/stat; no CPU-time report");
                 return;
             };
-            for _ in 0..REPORT_RUNS {
+            let mut runs = 0u32;
+            while runs < 3 || started.elapsed() < REPORT_TIME {
                 run(parallelism);
+                runs += 1;
             }
-            let wall = wall_before.elapsed();
+            let wall = started.elapsed();
             let cpu = process_cpu_time().unwrap_or(cpu_before) - cpu_before;
-            let records = f64::from(REPORT_RUNS) * N as f64;
+            let records = f64::from(runs) * N as f64;
             eprintln!(
-                "{name}/p{parallelism}: {:>6.1} M records/s, {:>6.1} M records/CPU-s ({:.2} CPU-s over {:.2} s wall)",
+                "{name}/p{parallelism}: {:>7.1} M records/s, {:>7.1} M records/CPU-s ({runs} runs, {:.2} CPU-s over {:.2} s wall)",
                 records / wall.as_secs_f64() / 1e6,
                 records / cpu.as_secs_f64().max(0.01) / 1e6,
                 cpu.as_secs_f64(),

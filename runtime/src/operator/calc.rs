@@ -292,6 +292,9 @@ impl CalcOperator {
     pub fn evaluate(&self, batch: &ChangelogBatch) -> Result<Option<ChangelogBatch>, CalcError> {
         let input = batch.data();
         let rows = input.num_rows();
+        if rows == 0 {
+            return Ok(None);
+        }
         let filter = match &self.filter {
             None => None,
             Some(predicate) => {
