@@ -11,7 +11,9 @@
 //! - `typed`: map, filter, flat-map and sinks over typed [`Records`](crate::Records).
 //! - `keyed`: keyed reduce and keyed process functions with keyed state.
 //! - `co`: two-input operators (co-map, co-process).
+//! - [`calc`]: the vectorised filter + projection of Arrow changelog batches.
 
+pub mod calc;
 pub(crate) mod chain;
 pub mod co;
 pub mod keyed;

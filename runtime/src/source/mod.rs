@@ -7,8 +7,9 @@
 //! resumes from it: that is what checkpoints store and recovery replays from.
 //!
 //! Built-in sources: collections ([`VecSource`], [`IterSource`]), number sequences and
-//! generators ([`GeneratorSource`]).
+//! generators ([`GeneratorSource`]), Arrow record batches ([`RecordBatchSource`]).
 
+mod arrow;
 mod collection;
 
 use std::fmt::Debug;
@@ -18,6 +19,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use self::arrow::{RecordBatchReader, RecordBatchSource, RecordBatchSplit};
 pub use collection::{GeneratorSource, GeneratorSplit, IterSource, IterSplit, VecSource, VecSplit};
 
 use crate::batch::Batch;
