@@ -272,7 +272,7 @@ impl StreamEnv {
         S: Source<Batch = Records<T>>,
     {
         let factory: WatermarksFactory<Records<T>> =
-            Arc::new(move || Box::new(strategy.instance()));
+            Arc::new(move |now| Box::new(strategy.instance(now)));
         self.add_source(source, Some(factory))
     }
 

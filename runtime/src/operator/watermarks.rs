@@ -43,7 +43,10 @@ impl<T: Data> Operator for TimestampsAndWatermarksOperator<T> {
     type Out = Records<T>;
 
     fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
-        self.tracker = Some((self.strategy.instance(), Arc::clone(ctx.clock())));
+        self.tracker = Some((
+            self.strategy.instance(ctx.processing_time()),
+            Arc::clone(ctx.clock()),
+        ));
         Ok(())
     }
 

@@ -94,7 +94,7 @@ pub trait SourceReader: Send + 'static {
 
 /// Makes the per-split watermark tracking of a source.
 pub(crate) type WatermarksFactory<B> =
-    std::sync::Arc<dyn Fn() -> Box<dyn BatchWatermarks<B>> + Send + Sync>;
+    std::sync::Arc<dyn Fn(i64) -> Box<dyn BatchWatermarks<B>> + Send + Sync>;
 
 /// The stream-graph node of a source.
 pub(crate) struct SourceOperatorNode<S: Source> {
@@ -133,7 +133,10 @@ impl<S: Source> SourceNode for SourceOperatorNode<S> {
             let reader = self.source.create_reader(split).map_err(failed)?;
             readers.push(SplitReader {
                 reader,
-                watermarks: self.watermarks.as_ref().map(|make| make()),
+                watermarks: self
+                    .watermarks
+                    .as_ref()
+                    .map(|make| make(op.processing_time())),
             });
         }
         let (triggered, completed) = match &ctx.runtime.checkpoints {

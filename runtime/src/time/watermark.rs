@@ -134,14 +134,15 @@ impl<T: 'static> WatermarkStrategy<T> {
         self
     }
 
-    /// The per-split (or per-subtask) state of this strategy.
-    pub(crate) fn instance(&self) -> WatermarkTracker<T> {
+    /// The per-split (or per-subtask) state of this strategy, created at processing time `now`
+    /// (idleness counts from there).
+    pub(crate) fn instance(&self, now: i64) -> WatermarkTracker<T> {
         WatermarkTracker {
             generator: (self.generator)(),
             assigner: self.assigner.clone(),
             idleness: self.idleness.map(|d| d.as_millis() as i64),
             emitted: i64::MIN,
-            last_active: None,
+            last_active: Some(now),
             idle: false,
         }
     }
@@ -284,7 +285,7 @@ mod tests {
         let strategy = WatermarkStrategy::<(i64, u8)>::for_monotonous_timestamps()
             .with_timestamp_assigner(|r, _| r.0)
             .with_idleness(Duration::from_millis(50));
-        let mut t = strategy.instance();
+        let mut t = strategy.instance(1_000);
         let (batch, update) = t.on_batch(Records::from(vec![(10, 0), (20, 1)]), 1_000);
         assert_eq!(batch.timestamps(), Some(&[10, 20][..]));
         assert_eq!(update.watermark, Some(19));
