@@ -2,7 +2,7 @@
 //! same results as one that never failed, with nothing lost and nothing duplicated.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -16,11 +16,13 @@ use rivulet_runtime::{BoxError, Records, SinkFunction, StreamEnv};
 struct GatedSource {
     total: u64,
     checkpointed: Arc<AtomicBool>,
+    emitted: Arc<AtomicU64>,
 }
 
 struct GatedReader {
     split: VecSplit,
     checkpointed: Arc<AtomicBool>,
+    emitted: Arc<AtomicU64>,
 }
 
 impl Source for GatedSource {
@@ -43,6 +45,7 @@ impl Source for GatedSource {
         Ok(GatedReader {
             split,
             checkpointed: Arc::clone(&self.checkpointed),
+            emitted: Arc::clone(&self.emitted),
         })
     }
 }
@@ -67,6 +70,7 @@ impl SourceReader for GatedReader {
         // Small batches, so barriers fall between them often.
         let to = (position + 50).min(end);
         self.split.position = to;
+        self.emitted.fetch_add(to - position, Ordering::SeqCst);
         Ok(SourcePoll::Ready(Records::from(
             (position..to).collect::<Vec<_>>(),
         )))
@@ -115,6 +119,7 @@ fn run(
     let numbers = env.from_source(GatedSource {
         total,
         checkpointed: Arc::clone(&checkpointed),
+        emitted: Arc::default(),
     });
     numbers.sink(CheckpointWatch {
         checkpointed: Arc::clone(&checkpointed),
@@ -191,6 +196,74 @@ fn without_a_restart_strategy_the_failure_fails_the_job() {
         .map(|x| if x == 50 { panic!("boom") } else { x })
         .for_each(|_| {});
     assert!(env.execute("no restarts").is_err());
+}
+
+#[test]
+fn a_new_job_resumes_from_the_latest_checkpoint_in_its_directory() {
+    let dir = std::env::temp_dir().join(format!("rivulet-resume-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = 2_000u64;
+    let job = |resume: bool, gate: Arc<AtomicBool>, emitted: Arc<AtomicU64>| {
+        let mut checkpoints =
+            CheckpointConfig::every(Duration::from_millis(5)).with_directory(dir.clone());
+        if resume {
+            checkpoints = checkpoints.resume_from_latest();
+        }
+        let env = StreamEnv::new()
+            .with_parallelism(2)
+            .with_buffer_timeout(Duration::from_millis(1))
+            .with_checkpointing(checkpoints);
+        let counts = env
+            .from_source(GatedSource {
+                total,
+                checkpointed: gate,
+                emitted,
+            })
+            .map(|x| (x % 7, 1u64))
+            .key_by(|(k, _)| *k)
+            .sum(|(_, n)| n)
+            .collect();
+        (env, counts)
+    };
+    // The first run reads half of the input (its gate never opens) and is stopped once a
+    // checkpoint covering every key completed.
+    let (env, first) = job(false, Arc::new(AtomicBool::new(false)), Arc::default());
+    let handle = env.execute_async("first run").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(first.take());
+        let mut keys: Vec<u64> = seen.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.len() == 7 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint completed"
+        );
+        std::thread::yield_now();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(handle.cancel());
+    // The second run resumes: the sources continue from their checkpointed positions and the
+    // counts from their checkpointed values.
+    let emitted = Arc::new(AtomicU64::new(0));
+    let (env, second) = job(true, Arc::new(AtomicBool::new(true)), Arc::clone(&emitted));
+    env.execute("second run").unwrap();
+    let emitted = emitted.load(Ordering::SeqCst);
+    assert!(
+        emitted < total,
+        "the second run read all {emitted} records again"
+    );
+    // The restored sink first publishes the checkpoint's pre-committed output (counts up to the
+    // checkpoint), then the counts after it: every count exactly once.
+    let second = second.take_sorted();
+    assert!(second == expected(total), "{} records", second.len());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 proptest! {

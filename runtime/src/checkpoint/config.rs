@@ -22,6 +22,7 @@ pub struct CheckpointConfig {
     pub(crate) min_pause: Duration,
     pub(crate) directory: Option<PathBuf>,
     pub(crate) retained: usize,
+    pub(crate) resume: bool,
 }
 
 impl CheckpointConfig {
@@ -33,6 +34,7 @@ impl CheckpointConfig {
             min_pause: Duration::ZERO,
             directory: None,
             retained: 2,
+            resume: false,
         }
     }
 
@@ -65,6 +67,16 @@ impl CheckpointConfig {
     /// Default: 2, so a corrupt latest checkpoint can fall back to the one before.
     pub fn with_retained(mut self, retained: usize) -> Self {
         self.retained = retained.max(1);
+        self
+    }
+
+    /// Starts the job from the latest complete checkpoint in the directory (set with
+    /// [`CheckpointConfig::with_directory`]), as a job that was stopped or killed resumes; a
+    /// corrupt latest checkpoint falls back to the one before.
+    ///
+    /// Default: off; a new job starts from its sources' beginning.
+    pub fn resume_from_latest(mut self) -> Self {
+        self.resume = true;
         self
     }
 

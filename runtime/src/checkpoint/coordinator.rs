@@ -29,6 +29,8 @@ struct State {
     last_completion: Option<Instant>,
     storage: Storage,
     completed: u64,
+    /// How many attempts started; the first restores only when resuming.
+    attempts: u32,
 }
 
 /// Triggers checkpoints and collects what every operator subtask acknowledges. Lives as long as
@@ -65,6 +67,7 @@ impl Coordinator {
                 last_completion: None,
                 storage,
                 completed: 0,
+                attempts: 0,
             }),
         }
     }
@@ -80,6 +83,10 @@ impl Coordinator {
         state.finished.clear();
         state.pending = None;
         state.last_trigger = Some(Instant::now());
+        state.attempts += 1;
+        if state.attempts == 1 && !self.config.resume {
+            return None;
+        }
         state.storage.latest()
     }
 
