@@ -23,6 +23,20 @@ pub struct CheckpointConfig {
     pub(crate) directory: Option<PathBuf>,
     pub(crate) retained: usize,
     pub(crate) resume: bool,
+    pub(crate) mode: CheckpointingMode,
+}
+
+/// The consistency a checkpoint guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckpointingMode {
+    /// Aligned barriers: a task with several inputs holds back an input whose barrier arrived
+    /// until all have, so the snapshot reflects each record exactly once.
+    #[default]
+    ExactlyOnce,
+    /// No alignment: inputs keep flowing while the barriers arrive, and the snapshot is taken
+    /// when the last one does. Faster under skew; after a restore some records are processed
+    /// twice.
+    AtLeastOnce,
 }
 
 impl CheckpointConfig {
@@ -35,6 +49,7 @@ impl CheckpointConfig {
             directory: None,
             retained: 2,
             resume: false,
+            mode: CheckpointingMode::ExactlyOnce,
         }
     }
 
@@ -77,6 +92,14 @@ impl CheckpointConfig {
     /// Default: off; a new job starts from its sources' beginning.
     pub fn resume_from_latest(mut self) -> Self {
         self.resume = true;
+        self
+    }
+
+    /// Sets the checkpointing mode.
+    ///
+    /// Default: [`CheckpointingMode::ExactlyOnce`].
+    pub fn with_mode(mut self, mode: CheckpointingMode) -> Self {
+        self.mode = mode;
         self
     }
 

@@ -90,6 +90,11 @@ impl Coordinator {
         state.storage.latest()
     }
 
+    /// Whether barriers are aligned.
+    pub(crate) fn aligned(&self) -> bool {
+        self.config.mode == super::config::CheckpointingMode::ExactlyOnce
+    }
+
     /// The latest triggered checkpoint id (0: none yet).
     pub(crate) fn triggered(&self) -> u64 {
         self.triggered.load(Ordering::Acquire)

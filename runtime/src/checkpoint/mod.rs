@@ -17,6 +17,6 @@ mod coordinator;
 mod storage;
 
 pub(crate) use align::{Aligned, BarrierAligner};
-pub use config::{CheckpointConfig, RestartStrategy};
+pub use config::{CheckpointConfig, CheckpointingMode, RestartStrategy};
 pub(crate) use coordinator::{CheckpointAcks, Coordinator};
 pub use storage::{CheckpointError, CompletedCheckpoint, SubtaskState};

@@ -165,6 +165,8 @@ impl ProcessingTime {
 /// operators when a checkpoint completed.
 pub(crate) struct Checkpointing {
     aligner: BarrierAligner,
+    /// Exactly-once: hold back inputs whose barrier arrived; at-least-once: never.
+    aligned: bool,
     coordinator: Option<Arc<Coordinator>>,
     notified: u64,
 }
@@ -173,12 +175,16 @@ impl Checkpointing {
     pub(crate) fn new(channels: usize, coordinator: Option<&Arc<Coordinator>>) -> Self {
         Checkpointing {
             aligner: BarrierAligner::new(channels),
+            aligned: coordinator.is_none_or(|c| c.aligned()),
             notified: coordinator.map_or(0, |c| c.completed()),
             coordinator: coordinator.cloned(),
         }
     }
 
     fn hold<C: Send>(&self, inbox: &Inbox<C>, channels: usize) {
+        if !self.aligned {
+            return;
+        }
         for channel in 0..channels {
             inbox.set_held(channel, self.aligner.is_held(channel));
         }
