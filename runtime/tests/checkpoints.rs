@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use rivulet_runtime::checkpoint::{CheckpointConfig, CheckpointingMode, RestartStrategy};
+use rivulet_runtime::checkpoint::{
+    CheckpointConfig, CheckpointingMode, RestartStrategy, SavepointRestore,
+};
 use rivulet_runtime::source::{Source, SourcePoll, SourceReader, VecSplit};
 use rivulet_runtime::{BoxError, Records, SinkFunction, StreamEnv};
 
@@ -358,6 +360,92 @@ fn at_least_once_mode_loses_nothing() {
         expected.iter().all(|e| distinct.binary_search(e).is_ok()),
         "a count is missing"
     );
+}
+
+#[test]
+fn a_savepoint_taken_at_parallelism_two_restores_at_three() {
+    let dir = std::env::temp_dir().join(format!("rivulet-savepoint-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = 3_000u64;
+    let job = |parallelism: usize, gate: bool, restore: Option<SavepointRestore>| {
+        let mut env = StreamEnv::new()
+            .with_parallelism(parallelism)
+            .with_buffer_timeout(Duration::from_millis(1));
+        if let Some(restore) = restore {
+            env = env.with_savepoint_restore(restore);
+        }
+        let emitted = Arc::new(AtomicU64::new(0));
+        let counts = env
+            .from_source(GatedSource {
+                total,
+                checkpointed: Arc::new(AtomicBool::new(gate)),
+                emitted: Arc::clone(&emitted),
+                fail_at: None,
+            })
+            .uid("numbers")
+            .map(|x| (x % 7, 1u64))
+            .uid("pairs")
+            .key_by(|(k, _)| *k)
+            .sum(|(_, n)| n)
+            .uid("counts")
+            .collect();
+        (env, counts, emitted)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // Parallelism 2, half of the input: stop with a savepoint once every key was counted.
+    let (env, first, _) = job(2, false, None);
+    let handle = env.execute_async("before").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(first.take());
+        let mut keys: Vec<u64> = seen.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.len() == 7 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::yield_now();
+    }
+    let savepoint = rt.block_on(handle.stop_with_savepoint(&dir)).unwrap();
+    assert!(savepoint.join("_metadata").is_file());
+    seen.extend(first.take());
+    // Parallelism 3 from the savepoint, the whole input.
+    let (env, second, emitted) = job(3, true, Some(SavepointRestore::from(&savepoint)));
+    env.execute("after").unwrap();
+    assert!(emitted.load(Ordering::SeqCst) < total);
+    let second = second.take_sorted();
+    assert!(
+        second.iter().all(|(_, n)| *n >= 2),
+        "a count restarted from scratch"
+    );
+    seen.extend(second);
+    seen.sort_unstable();
+    seen.dedup();
+    assert!(seen == expected(total), "{} distinct counts", seen.len());
+    // A savepoint with state of an operator the job lacks fails unless allowed.
+    let env = StreamEnv::new()
+        .with_parallelism(1)
+        .with_savepoint_restore(SavepointRestore::from(&savepoint));
+    env.from_sequence(0..10).uid("numbers").for_each(|_| {});
+    let error = env.execute("changed job").unwrap_err();
+    assert!(error.to_string().contains("\"pairs\""), "{error}");
+    let env = StreamEnv::new()
+        .with_parallelism(1)
+        .with_savepoint_restore(SavepointRestore::from(&savepoint).allow_non_restored_state());
+    env.from_source(GatedSource {
+        total,
+        checkpointed: Arc::new(AtomicBool::new(true)),
+        emitted: Arc::default(),
+        fail_at: None,
+    })
+    .uid("numbers")
+    .for_each(|_| {});
+    env.execute("changed job, allowed").unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 proptest! {

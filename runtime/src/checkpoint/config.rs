@@ -109,6 +109,38 @@ impl CheckpointConfig {
     }
 }
 
+/// Where a job's first run takes its state from: a savepoint folder (as returned by
+/// [`JobHandle::trigger_savepoint`](crate::JobHandle::trigger_savepoint)).
+///
+/// State is mapped to operators by their uid (set with `uid(..)`; operators without one get an
+/// id from their position and name, which changes when the job changes). The job may run at
+/// another parallelism than the one that took the savepoint: keyed state moves with its key
+/// groups and source splits are redistributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavepointRestore {
+    pub(crate) path: PathBuf,
+    pub(crate) allow_non_restored_state: bool,
+}
+
+impl SavepointRestore {
+    /// Restores from the savepoint folder at `path`.
+    pub fn from(path: impl Into<PathBuf>) -> Self {
+        SavepointRestore {
+            path: path.into(),
+            allow_non_restored_state: false,
+        }
+    }
+
+    /// Ignores state in the savepoint that belongs to no operator of the job (e.g. an operator
+    /// that was removed) instead of failing.
+    ///
+    /// Default: fail, naming the operator.
+    pub fn allow_non_restored_state(mut self) -> Self {
+        self.allow_non_restored_state = true;
+        self
+    }
+}
+
 /// What happens when a task fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartStrategy {

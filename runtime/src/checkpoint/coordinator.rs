@@ -1,6 +1,7 @@
 //! The checkpoint coordinator: triggers checkpoints, collects acknowledgements, completes them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -8,14 +9,21 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::config::CheckpointConfig;
-use super::storage::{CompletedCheckpoint, Storage, SubtaskState};
+use super::storage::{CheckpointError, CompletedCheckpoint, Storage, SubtaskState, store_at};
 use crate::graph::NodeId;
 use crate::operator::OperatorState;
+
+/// Where a savepoint goes and who waits for it.
+type SavepointRequest = (
+    PathBuf,
+    tokio::sync::oneshot::Sender<Result<PathBuf, CheckpointError>>,
+);
 
 struct Pending {
     id: u64,
     started: Instant,
     acks: BTreeMap<(NodeId, usize), SubtaskState>,
+    savepoint: Option<SavepointRequest>,
 }
 
 struct State {
@@ -31,12 +39,18 @@ struct State {
     completed: u64,
     /// How many attempts started; the first restores only when resuming.
     attempts: u32,
+    /// The stable id of every operator of the running attempt.
+    operator_ids: BTreeMap<NodeId, String>,
+    /// A savepoint asked for while another checkpoint was running.
+    queued_savepoint: Option<SavepointRequest>,
 }
 
 /// Triggers checkpoints and collects what every operator subtask acknowledges. Lives as long as
 /// the job, across restarts.
 pub(crate) struct Coordinator {
     config: CheckpointConfig,
+    /// Whether checkpoints are triggered periodically; without, only savepoints are taken.
+    periodic: bool,
     /// The latest triggered checkpoint; source tasks compare it with the last they saw.
     triggered: AtomicU64,
     /// The latest completed checkpoint; tasks notify their operators when it moves.
@@ -48,7 +62,9 @@ pub(crate) struct Coordinator {
 pub(crate) type CheckpointAcks = Arc<Coordinator>;
 
 impl Coordinator {
-    pub(crate) fn new(config: CheckpointConfig) -> Self {
+    pub(crate) fn new(config: Option<CheckpointConfig>) -> Self {
+        let periodic = config.is_some();
+        let config = config.unwrap_or_else(|| CheckpointConfig::every(Duration::from_secs(3600)));
         let storage = match &config.directory {
             Some(dir) => Storage::directory(dir.clone(), config.retained),
             None => Storage::memory(config.retained),
@@ -56,6 +72,7 @@ impl Coordinator {
         let next_id = storage.latest().map_or(1, |c| c.id + 1);
         Coordinator {
             config,
+            periodic,
             triggered: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             state: Mutex::new(State {
@@ -68,6 +85,8 @@ impl Coordinator {
                 storage,
                 completed: 0,
                 attempts: 0,
+                operator_ids: BTreeMap::new(),
+                queued_savepoint: None,
             }),
         }
     }
@@ -77,11 +96,20 @@ impl Coordinator {
     pub(crate) fn start_attempt(
         &self,
         expected: impl IntoIterator<Item = (NodeId, usize)>,
+        operator_ids: BTreeMap<NodeId, String>,
     ) -> Option<CompletedCheckpoint> {
         let mut state = self.state.lock();
         state.expected = expected.into_iter().collect();
+        state.operator_ids = operator_ids;
         state.finished.clear();
-        state.pending = None;
+        if let Some(pending) = state.pending.take()
+            && let Some((_, waiter)) = pending.savepoint
+        {
+            let _ = waiter.send(Err(CheckpointError::Aborted {
+                id: pending.id,
+                reason: "a task failed".to_owned(),
+            }));
+        }
         state.last_trigger = Some(Instant::now());
         state.attempts += 1;
         if state.attempts == 1 && !self.config.resume {
@@ -162,8 +190,25 @@ impl Coordinator {
         let checkpoint = CompletedCheckpoint {
             id: pending.id,
             subtasks,
+            operator_ids: state.operator_ids.clone(),
         };
-        match state.storage.store(checkpoint) {
+        let stored = match pending.savepoint {
+            Some((dir, waiter)) => {
+                let folder = dir.join(format!("savepoint-{}", pending.id));
+                let stored = store_at(&folder, &checkpoint);
+                let reply = match &stored {
+                    Ok(()) => Ok(folder),
+                    Err(e) => Err(CheckpointError::Aborted {
+                        id: pending.id,
+                        reason: e.to_string(),
+                    }),
+                };
+                let _ = waiter.send(reply);
+                stored
+            }
+            None => state.storage.store(checkpoint),
+        };
+        match stored {
             Ok(()) => {
                 state.completed += 1;
                 state.last_completion = Some(Instant::now());
@@ -182,8 +227,22 @@ impl Coordinator {
                     "warning: checkpoint {} expired after {:?} before every task acknowledged it",
                     pending.id, self.config.timeout
                 );
-                state.pending = None;
+                if let Some(pending) = state.pending.take()
+                    && let Some((_, waiter)) = pending.savepoint
+                {
+                    let _ = waiter.send(Err(CheckpointError::Aborted {
+                        id: pending.id,
+                        reason: "it timed out".to_owned(),
+                    }));
+                }
             }
+            return;
+        }
+        if let Some(request) = state.queued_savepoint.take() {
+            self.start(&mut state, Some(request));
+            return;
+        }
+        if !self.periodic {
             return;
         }
         let due = state
@@ -196,6 +255,10 @@ impl Coordinator {
         if !due || paused || all_finished {
             return;
         }
+        self.start(&mut state, None);
+    }
+
+    fn start(&self, state: &mut State, savepoint: Option<SavepointRequest>) {
         let id = state.next_id;
         state.next_id += 1;
         state.last_trigger = Some(Instant::now());
@@ -203,8 +266,26 @@ impl Coordinator {
             id,
             started: Instant::now(),
             acks: BTreeMap::new(),
+            savepoint,
         });
         self.triggered.store(id, Ordering::Release);
+    }
+
+    /// Asks for a savepoint into `dir`; the receiver gets the savepoint's folder once every
+    /// task acknowledged it.
+    pub(crate) fn trigger_savepoint(
+        &self,
+        dir: PathBuf,
+    ) -> tokio::sync::oneshot::Receiver<Result<PathBuf, CheckpointError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut state = self.state.lock();
+        if let Some((_, previous)) = state.queued_savepoint.replace((dir, tx)) {
+            let _ = previous.send(Err(CheckpointError::Aborted {
+                id: 0,
+                reason: "another savepoint was asked for".to_owned(),
+            }));
+        }
+        rx
     }
 
     /// Runs the trigger loop on a thread until `stop` is set.
