@@ -35,7 +35,10 @@ struct State {
     next_id: u64,
     last_trigger: Option<Instant>,
     last_completion: Option<Instant>,
-    storage: Storage,
+    /// A checkpoint every task acknowledged, waiting to be written by the coordinator thread.
+    to_write: Option<(CompletedCheckpoint, Option<SavepointRequest>)>,
+    /// Whether the coordinator thread is writing a checkpoint.
+    writing: bool,
     completed: u64,
     /// How many attempts started; the first restores only when resuming.
     attempts: u32,
@@ -56,6 +59,8 @@ pub(crate) struct Coordinator {
     /// The latest completed checkpoint; tasks notify their operators when it moves.
     completed: AtomicU64,
     state: Mutex<State>,
+    /// Apart from `state`, so writing a checkpoint never blocks the tasks' acknowledgements.
+    storage: Mutex<Storage>,
 }
 
 /// What tasks use to acknowledge: the coordinator itself.
@@ -75,6 +80,7 @@ impl Coordinator {
             periodic,
             triggered: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            storage: Mutex::new(storage),
             state: Mutex::new(State {
                 expected: BTreeSet::new(),
                 finished: BTreeSet::new(),
@@ -82,7 +88,8 @@ impl Coordinator {
                 next_id,
                 last_trigger: None,
                 last_completion: None,
-                storage,
+                to_write: None,
+                writing: false,
                 completed: 0,
                 attempts: 0,
                 operator_ids: BTreeMap::new(),
@@ -115,7 +122,8 @@ impl Coordinator {
         if state.attempts == 1 && !self.config.resume {
             return None;
         }
-        state.storage.latest()
+        drop(state);
+        self.storage.lock().latest()
     }
 
     /// Whether barriers are aligned.
@@ -192,35 +200,57 @@ impl Coordinator {
             subtasks,
             operator_ids: state.operator_ids.clone(),
         };
-        let stored = match pending.savepoint {
+        // Writing happens on the coordinator thread, so the last task to acknowledge goes on
+        // processing at once.
+        state.to_write = Some((checkpoint, pending.savepoint));
+    }
+
+    /// Writes a checkpoint every task acknowledged, then announces its completion.
+    fn write_completed(&self) {
+        let Some((checkpoint, savepoint)) = ({
+            let mut state = self.state.lock();
+            let next = state.to_write.take();
+            state.writing = next.is_some();
+            next
+        }) else {
+            return;
+        };
+        let id = checkpoint.id;
+        let stored = match savepoint {
             Some((dir, waiter)) => {
-                let folder = dir.join(format!("savepoint-{}", pending.id));
+                let folder = dir.join(format!("savepoint-{id}"));
                 let stored = store_at(&folder, &checkpoint);
                 let reply = match &stored {
                     Ok(()) => Ok(folder),
                     Err(e) => Err(CheckpointError::Aborted {
-                        id: pending.id,
+                        id,
                         reason: e.to_string(),
                     }),
                 };
                 let _ = waiter.send(reply);
                 stored
             }
-            None => state.storage.store(checkpoint),
+            None => self.storage.lock().store(checkpoint),
         };
+        let mut state = self.state.lock();
+        state.writing = false;
         match stored {
             Ok(()) => {
                 state.completed += 1;
                 state.last_completion = Some(Instant::now());
-                self.completed.store(pending.id, Ordering::Release);
+                self.completed.store(id, Ordering::Release);
             }
-            Err(error) => eprintln!("warning: checkpoint {} was not stored: {error}", pending.id),
+            Err(error) => eprintln!("warning: checkpoint {id} was not stored: {error}"),
         }
     }
 
     /// Triggers a checkpoint if one is due; abandons one that timed out.
     fn tick(&self) {
+        self.write_completed();
         let mut state = self.state.lock();
+        if state.writing || state.to_write.is_some() {
+            return;
+        }
         if let Some(pending) = &state.pending {
             if pending.started.elapsed() > self.config.timeout {
                 eprintln!(
@@ -288,11 +318,17 @@ impl Coordinator {
         rx
     }
 
-    /// Runs the trigger loop on a thread until `stop` is set.
-    pub(crate) fn spawn_trigger(self: &Arc<Self>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    /// Runs the trigger loop on a thread until `stop` is set; then writes what is still waiting.
+    pub(crate) fn spawn_trigger(
+        self: &Arc<Self>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let coordinator = Arc::clone(self);
-        let step =
-            (self.config.interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let step = if self.periodic {
+            (self.config.interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
+        } else {
+            Duration::from_millis(5)
+        };
         std::thread::Builder::new()
             .name("checkpoint coordinator".to_owned())
             .spawn(move || {
@@ -300,7 +336,7 @@ impl Coordinator {
                     coordinator.tick();
                     std::thread::sleep(step);
                 }
+                coordinator.write_completed();
             })
-            .map(|_| ())
     }
 }

@@ -139,6 +139,7 @@ pub(crate) struct RunningJob {
     metrics: SharedMetrics,
     started: Instant,
     stop_trigger: Arc<AtomicBool>,
+    trigger: Option<JoinHandle<()>>,
 }
 
 pub(crate) fn snapshot_metrics(
@@ -167,6 +168,9 @@ impl RunningJob {
             let _ = thread.join();
         }
         self.stop_trigger.store(true, Ordering::Release);
+        if let Some(trigger) = self.trigger {
+            let _ = trigger.join();
+        }
         if let Some(error) = self.control.first_error.lock().take() {
             return Err(error);
         }
@@ -421,14 +425,17 @@ pub(crate) fn launch(
             }
         }
     }
-    if let Some(coordinator) = coordinator {
-        coordinator
-            .spawn_trigger(Arc::clone(&stop_trigger))
-            .map_err(|source| JobError::Spawn {
-                task: "checkpoint coordinator".to_owned(),
-                source,
-            })?;
-    }
+    let trigger = match coordinator {
+        Some(coordinator) => Some(
+            coordinator
+                .spawn_trigger(Arc::clone(&stop_trigger))
+                .map_err(|source| JobError::Spawn {
+                    task: "checkpoint coordinator".to_owned(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let metrics = graph
         .nodes
         .iter()
@@ -442,6 +449,7 @@ pub(crate) fn launch(
         metrics: Arc::new(metrics),
         started,
         stop_trigger,
+        trigger,
     })
 }
 
