@@ -36,7 +36,9 @@ struct State {
     last_trigger: Option<Instant>,
     last_completion: Option<Instant>,
     /// A checkpoint every task acknowledged, waiting to be written by the coordinator thread.
-    to_write: Option<(CompletedCheckpoint, Option<SavepointRequest>)>,
+    to_write: Option<(CompletedCheckpoint, Option<SavepointRequest>, Instant)>,
+    /// What every completed checkpoint took.
+    stats: Vec<CheckpointStats>,
     /// Whether the coordinator thread is writing a checkpoint.
     writing: bool,
     completed: u64,
@@ -61,6 +63,19 @@ pub(crate) struct Coordinator {
     state: Mutex<State>,
     /// Apart from `state`, so writing a checkpoint never blocks the tasks' acknowledgements.
     storage: Mutex<Storage>,
+}
+
+/// What one completed checkpoint (or savepoint) took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// Whether it was a savepoint.
+    pub savepoint: bool,
+    /// From the trigger until it was stored.
+    pub duration: Duration,
+    /// The size of the captured state, in bytes.
+    pub state_bytes: u64,
 }
 
 /// What tasks use to acknowledge: the coordinator itself.
@@ -89,6 +104,7 @@ impl Coordinator {
                 last_trigger: None,
                 last_completion: None,
                 to_write: None,
+                stats: Vec::new(),
                 writing: false,
                 completed: 0,
                 attempts: 0,
@@ -139,6 +155,11 @@ impl Coordinator {
     /// The latest completed checkpoint id (0: none yet).
     pub(crate) fn completed(&self) -> u64 {
         self.completed.load(Ordering::Acquire)
+    }
+
+    /// What every completed checkpoint took, so far.
+    pub(crate) fn stats(&self) -> Vec<CheckpointStats> {
+        self.state.lock().stats.clone()
     }
 
     /// How many checkpoints completed so far.
@@ -202,12 +223,12 @@ impl Coordinator {
         };
         // Writing happens on the coordinator thread, so the last task to acknowledge goes on
         // processing at once.
-        state.to_write = Some((checkpoint, pending.savepoint));
+        state.to_write = Some((checkpoint, pending.savepoint, pending.started));
     }
 
     /// Writes a checkpoint every task acknowledged, then announces its completion.
     fn write_completed(&self) {
-        let Some((checkpoint, savepoint)) = ({
+        let Some((checkpoint, savepoint, started)) = ({
             let mut state = self.state.lock();
             let next = state.to_write.take();
             state.writing = next.is_some();
@@ -216,6 +237,12 @@ impl Coordinator {
             return;
         };
         let id = checkpoint.id;
+        let bytes = checkpoint
+            .subtasks
+            .values()
+            .map(|s| s.state.operator.len() + s.state.keyed.values().map(Vec::len).sum::<usize>())
+            .sum::<usize>() as u64;
+        let is_savepoint = savepoint.is_some();
         let stored = match savepoint {
             Some((dir, waiter)) => {
                 let folder = dir.join(format!("savepoint-{id}"));
@@ -238,6 +265,12 @@ impl Coordinator {
             Ok(()) => {
                 state.completed += 1;
                 state.last_completion = Some(Instant::now());
+                state.stats.push(CheckpointStats {
+                    id,
+                    savepoint: is_savepoint,
+                    duration: started.elapsed(),
+                    state_bytes: bytes,
+                });
                 self.completed.store(id, Ordering::Release);
             }
             Err(error) => eprintln!("warning: checkpoint {id} was not stored: {error}"),

@@ -19,8 +19,8 @@ use parking_lot::Mutex;
 
 use crate::channel::{CancelFlag, Wake};
 use crate::checkpoint::{
-    CheckpointConfig, CompletedCheckpoint, Coordinator, RestartStrategy, SavepointRestore,
-    read_folder,
+    CheckpointConfig, CheckpointStats, CompletedCheckpoint, Coordinator, RestartStrategy,
+    SavepointRestore, read_folder,
 };
 use crate::error::{JobError, TaskError, panic_message};
 use crate::exchange::ShipStrategy;
@@ -74,8 +74,10 @@ pub struct JobResult {
     pub operators: Vec<OperatorStats>,
     /// How many times the job was restarted after a failure.
     pub restarts: u32,
-    /// How many checkpoints completed.
+    /// How many checkpoints (and savepoints) completed.
     pub checkpoints: u64,
+    /// What each completed checkpoint took.
+    pub checkpoint_stats: Vec<CheckpointStats>,
 }
 
 impl JobResult {
@@ -185,6 +187,7 @@ impl RunningJob {
             operators: snapshot_metrics(&self.metrics),
             restarts: 0,
             checkpoints: 0,
+            checkpoint_stats: Vec::new(),
         })
     }
 }
@@ -580,6 +583,11 @@ impl Supervisor {
                 Ok(mut result) => {
                     result.restarts = restarts;
                     result.checkpoints = checkpoints();
+                    result.checkpoint_stats = self
+                        .coordinator
+                        .as_ref()
+                        .map(|c| c.stats())
+                        .unwrap_or_default();
                     return Ok(result);
                 }
                 Err(error @ JobError::Cancelled { .. }) => return Err(error),
