@@ -1,6 +1,6 @@
 //! Checkpoint costs on a job with one million keys of `ValueState<i64>`.
 //!
-//! - `exec/checkpoint_throughput/{none,every_1s}`: the same keyed job (4 M records over 1 M keys,
+//! - `exec/checkpoint_throughput/{none,every_1s}`: the same keyed job (2 M records over 1 M keys,
 //!   parallelism 1) without checkpoints and with a checkpoint every second, so the two medians
 //!   give the throughput cost of checkpointing.
 //!
@@ -20,7 +20,7 @@ use rivulet::runtime::state::ValueState;
 use rivulet::runtime::{BoxError, JobResult, StreamEnv};
 
 /// Records per run.
-const N: i64 = 4_000_000;
+const N: i64 = 2_000_000;
 /// Distinct keys, each with one `ValueState<i64>`.
 const KEYS: i64 = 1_000_000;
 
@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
-        .measurement_time(Duration::from_secs(20))
+        .measurement_time(Duration::from_secs(10))
         .throughput(Throughput::Elements(N as u64));
     group.bench_function("none", |b| b.iter(|| job(None, None)));
     group.bench_function("every_1s", |b| {
