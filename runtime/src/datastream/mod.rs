@@ -6,6 +6,7 @@
 //! vectorised operators through [`Stream::transform`]. Both run on the same executor.
 
 mod keyed;
+mod windowed;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 pub use keyed::{ConnectedStreams, KeyedConnectedStreams, KeyedStream};
+pub use windowed::{WindowedStream, WindowedStreamWithLateData};
 
 use crate::batch::{Batch, Data, Records};
 use crate::error::{GraphError, JobError};

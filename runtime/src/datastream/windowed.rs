@@ -1,0 +1,312 @@
+//! Windowed streams: [`KeyedStream::window`] and [`DataStream::window_all`] group records into
+//! windows, and `reduce`, `aggregate` or `process` compute one result per key and window.
+//!
+//! Late records (whose windows the watermark passed, beyond the allowed lateness) are dropped,
+//! unless [`WindowedStream::side_output_late_data`] is called: its terminal functions then
+//! return the late records as a second stream.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{DataStream, KeyedStream};
+use crate::batch::Data;
+use crate::state::AggregateFunction;
+use crate::window::function::{AggregateContents, ProcessContents, ReduceContents, WindowContents};
+use crate::window::operator::{KeySelector, WindowOperator, WindowOutput, WindowSpec};
+use crate::window::{ProcessWindowFunction, Trigger, WindowAssigner, millis};
+
+type TriggerFactory<W> = Arc<dyn Fn() -> Box<dyn Trigger<W>> + Send + Sync>;
+
+/// A keyed stream grouped into windows, as Flink's `WindowedStream`. Made by
+/// [`KeyedStream::window`] (or [`DataStream::window_all`]); finished by
+/// [`reduce`](Self::reduce), [`aggregate`](Self::aggregate) or [`process`](Self::process).
+///
+/// ```
+/// use std::time::Duration;
+/// use rivulet_runtime::StreamEnv;
+/// use rivulet_runtime::window::TumblingProcessingTimeWindows;
+///
+/// let env = StreamEnv::new().with_parallelism(2);
+/// let totals = env
+///     .from_vec(vec![("a".to_owned(), 1u64), ("b".to_owned(), 2), ("a".to_owned(), 3)])
+///     .key_by(|(k, _)| k.clone())
+///     .window(TumblingProcessingTimeWindows::of(Duration::from_secs(3600)))
+///     .reduce(|x, y| (x.0, x.1 + y.1))
+///     .collect();
+/// env.execute("totals").unwrap();
+/// // The input ends within an hour (or right at its end): one or two results per key.
+/// let totals = totals.take();
+/// assert_eq!(totals.iter().filter(|(k, _)| k == "a").map(|(_, n)| n).sum::<u64>(), 4);
+/// ```
+pub struct WindowedStream<T, K, A: WindowAssigner> {
+    stream: DataStream<T>,
+    key_of: Box<dyn KeySelector<T, K>>,
+    assigner: A,
+    trigger: TriggerFactory<A::Window>,
+    allowed_lateness: i64,
+    parallelism: Option<usize>,
+}
+
+impl<T, K, F> KeyedStream<T, K, F>
+where
+    T: Data,
+    K: Data,
+    F: Fn(&T) -> K + Clone + Send + 'static,
+{
+    /// Groups the stream into the windows `assigner` assigns each record, per key.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet_runtime::StreamEnv;
+    /// use rivulet_runtime::window::EventTimeSessionWindows;
+    ///
+    /// let env = StreamEnv::new();
+    /// let sessions = env
+    ///     .from_vec(vec![(1u32, 1u64)])
+    ///     .key_by(|(user, _)| *user)
+    ///     .window(EventTimeSessionWindows::with_gap(Duration::from_secs(30)));
+    /// ```
+    pub fn window<A: WindowAssigner>(&self, assigner: A) -> WindowedStream<T, K, A> {
+        let default = assigner.clone();
+        WindowedStream {
+            stream: self.stream.clone(),
+            key_of: Box::new(self.key_of.clone()),
+            assigner,
+            trigger: Arc::new(move || default.default_trigger()),
+            allowed_lateness: 0,
+            parallelism: None,
+        }
+    }
+}
+
+impl<T: Data> DataStream<T> {
+    /// Groups the whole stream (not keyed) into windows, as Flink's `windowAll`: the window
+    /// operator runs as a single subtask.
+    ///
+    /// ```
+    /// use rivulet_runtime::StreamEnv;
+    /// use rivulet_runtime::window::{CountTrigger, GlobalWindows};
+    ///
+    /// let env = StreamEnv::new().with_parallelism(2);
+    /// let sums = env
+    ///     .from_vec((1..=6u64).collect())
+    ///     .window_all(GlobalWindows::create())
+    ///     .trigger(CountTrigger::of(6))
+    ///     .reduce(|a, b| a + b)
+    ///     .collect();
+    /// env.execute("sum of six").unwrap();
+    /// assert_eq!(sums.take(), vec![21]);
+    /// ```
+    pub fn window_all<A: WindowAssigner>(&self, assigner: A) -> WindowedStream<T, (), A> {
+        let mut windowed = self.key_by(|_: &T| ()).window(assigner);
+        windowed.parallelism = Some(1);
+        windowed
+    }
+}
+
+fn results<O: Data, T: Data>(
+    output: &DataStream<WindowOutput<O, T>>,
+    parallelism: Option<usize>,
+) -> DataStream<O> {
+    let stream = output
+        .flat_map(|o| match o {
+            WindowOutput::Result(result) => Some(result),
+            WindowOutput::Late(_) => None,
+        })
+        .name("Window results");
+    match parallelism {
+        Some(p) => stream.set_parallelism(p),
+        None => stream,
+    }
+}
+
+fn late_records<O: Data, T: Data>(
+    output: &DataStream<WindowOutput<O, T>>,
+    parallelism: Option<usize>,
+) -> DataStream<T> {
+    let stream = output
+        .flat_map(|o| match o {
+            WindowOutput::Result(_) => None,
+            WindowOutput::Late(record) => Some(record),
+        })
+        .name("Late records");
+    match parallelism {
+        Some(p) => stream.set_parallelism(p),
+        None => stream,
+    }
+}
+
+impl<T: Data, K: Data, A: WindowAssigner> WindowedStream<T, K, A> {
+    /// Replaces the assigner's default trigger (event time for event-time assigners, processing
+    /// time for processing-time ones, never for global windows).
+    pub fn trigger<G>(mut self, trigger: G) -> Self
+    where
+        G: Trigger<A::Window> + Clone + Sync,
+    {
+        self.trigger = Arc::new(move || Box::new(trigger.clone()));
+        self
+    }
+
+    /// Keeps event-time windows for `lateness` after the watermark passed their end: a late
+    /// record within it fires the window again with the updated result. Later records are late
+    /// data. Default: zero.
+    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
+        self.allowed_lateness = millis(lateness);
+        self
+    }
+
+    /// Sends late records to a second output instead of dropping them: the terminal functions of
+    /// the returned stream return `(results, late records)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet_runtime::StreamEnv;
+    /// use rivulet_runtime::window::TumblingEventTimeWindows;
+    ///
+    /// let env = StreamEnv::new();
+    /// let (sums, late) = env
+    ///     .from_vec(vec![(1u32, 1u64)])
+    ///     .key_by(|(k, _)| *k)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(60)))
+    ///     .side_output_late_data()
+    ///     .reduce(|a, b| (a.0, a.1 + b.1));
+    /// ```
+    pub fn side_output_late_data(self) -> WindowedStreamWithLateData<T, K, A> {
+        WindowedStreamWithLateData { windowed: self }
+    }
+
+    fn apply<C>(&self, function: &str, contents: C, side_output_late: bool) -> Applied<C::Out, T>
+    where
+        C: WindowContents<K, T, A::Window> + Clone,
+    {
+        let assigner = std::any::type_name::<A>().rsplit("::").next().unwrap_or("");
+        let name = format!("Window({assigner}, {function})");
+        let spec = WindowSpec {
+            name: name.clone(),
+            key_of: self.key_of.box_clone(),
+            assigner: self.assigner.clone(),
+            trigger: Arc::clone(&self.trigger),
+            allowed_lateness: self.allowed_lateness,
+            side_output_late,
+        };
+        let output = self.stream.transform(&name, move || {
+            WindowOperator::new(spec.clone(), contents.clone())
+        });
+        let output = match self.parallelism {
+            Some(p) => output.set_parallelism(p),
+            None => output,
+        };
+        Applied {
+            output,
+            parallelism: self.parallelism,
+        }
+    }
+
+    /// Reduces the records of each key and window incrementally with `reduce`, and emits the
+    /// reduction when the window fires.
+    pub fn reduce<R>(&self, reduce: R) -> DataStream<T>
+    where
+        R: Fn(T, T) -> T + Clone + Send + 'static,
+    {
+        self.apply("reduce", reduce_contents(reduce), false)
+            .results()
+    }
+
+    /// Aggregates the records of each key and window incrementally with `function` (one
+    /// accumulator per key and window), and emits its result when the window fires.
+    pub fn aggregate<G>(&self, function: G) -> DataStream<G::Out>
+    where
+        G: AggregateFunction<T> + Clone + Send + 'static,
+        G::Out: Data,
+    {
+        self.apply("aggregate", aggregate_contents(function), false)
+            .results()
+    }
+
+    /// Keeps all records of each key and window and calls `function` with them, the key and
+    /// the window when the window fires.
+    pub fn process<P>(&self, function: P) -> DataStream<P::Out>
+    where
+        P: ProcessWindowFunction<K, T, A::Window> + Clone,
+    {
+        self.apply("process", ProcessContents { function }, false)
+            .results()
+    }
+}
+
+fn reduce_contents<T, R>(reduce: R) -> ReduceContents<T, R> {
+    ReduceContents {
+        reduce,
+        _types: PhantomData,
+    }
+}
+
+fn aggregate_contents<T, G>(function: G) -> AggregateContents<T, G> {
+    AggregateContents {
+        function,
+        _types: PhantomData,
+    }
+}
+
+/// The output of a window operator, before it is split into results and late records.
+struct Applied<O, T> {
+    output: DataStream<WindowOutput<O, T>>,
+    parallelism: Option<usize>,
+}
+
+impl<O: Data, T: Data> Applied<O, T> {
+    fn results(&self) -> DataStream<O> {
+        results(&self.output, self.parallelism)
+    }
+
+    fn both(&self) -> (DataStream<O>, DataStream<T>) {
+        (
+            results(&self.output, self.parallelism),
+            late_records(&self.output, self.parallelism),
+        )
+    }
+}
+
+/// A [`WindowedStream`] whose late records go to a second output: every terminal function
+/// returns `(results, late records)`. Made by [`WindowedStream::side_output_late_data`].
+///
+/// A record is late when the watermark passed `end - 1 + allowed lateness` of every window it
+/// belongs to (Flink's `isWindowLate`); a late record reaches the second output and nothing
+/// else.
+pub struct WindowedStreamWithLateData<T, K, A: WindowAssigner> {
+    windowed: WindowedStream<T, K, A>,
+}
+
+impl<T: Data, K: Data, A: WindowAssigner> WindowedStreamWithLateData<T, K, A> {
+    /// As [`WindowedStream::reduce`], plus the late records.
+    pub fn reduce<R>(&self, reduce: R) -> (DataStream<T>, DataStream<T>)
+    where
+        R: Fn(T, T) -> T + Clone + Send + 'static,
+    {
+        self.windowed
+            .apply("reduce", reduce_contents(reduce), true)
+            .both()
+    }
+
+    /// As [`WindowedStream::aggregate`], plus the late records.
+    pub fn aggregate<G>(&self, function: G) -> (DataStream<G::Out>, DataStream<T>)
+    where
+        G: AggregateFunction<T> + Clone + Send + 'static,
+        G::Out: Data,
+    {
+        self.windowed
+            .apply("aggregate", aggregate_contents(function), true)
+            .both()
+    }
+
+    /// As [`WindowedStream::process`], plus the late records.
+    pub fn process<P>(&self, function: P) -> (DataStream<P::Out>, DataStream<T>)
+    where
+        P: ProcessWindowFunction<K, T, A::Window> + Clone,
+    {
+        self.windowed
+            .apply("process", ProcessContents { function }, true)
+            .both()
+    }
+}

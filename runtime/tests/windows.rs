@@ -1,0 +1,533 @@
+//! Windows end to end: assigners, triggers, lateness and late data, sessions, processing time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use proptest::prelude::*;
+use rivulet_runtime::operator::keyed::Collector;
+use rivulet_runtime::source::{Source, SourcePoll, SourceReader};
+use rivulet_runtime::state::AggregateFunction;
+use rivulet_runtime::time::ManualClock;
+use rivulet_runtime::window::{
+    CountTrigger, EventTimeSessionWindows, GlobalWindows, ProcessWindowFunction,
+    SlidingEventTimeWindows, TimeWindow, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
+};
+use rivulet_runtime::{BoxError, DataStream, Operator, Output, Records, StreamEnv, TaskError};
+
+/// (key, timestamp, value)
+type Event = (u32, i64, u64);
+
+/// Stamps records with `ts_of(record)` and, after every batch, emits the watermark
+/// `max timestamp - bound - 1` (bounded out-of-orderness).
+struct Stamp<T, F> {
+    ts_of: F,
+    bound: i64,
+    max_ts: i64,
+    _types: PhantomData<fn(T)>,
+}
+
+impl<T, F> Operator for Stamp<T, F>
+where
+    T: rivulet_runtime::Data,
+    F: Fn(&T) -> i64 + Send + 'static,
+{
+    type In = Records<T>;
+    type Out = Records<T>;
+
+    fn process_batch(
+        &mut self,
+        batch: Records<T>,
+        out: &mut dyn Output<Records<T>>,
+    ) -> Result<(), TaskError> {
+        let values = batch.into_values();
+        let timestamps: Vec<i64> = values.iter().map(&self.ts_of).collect();
+        if let Some(max) = timestamps.iter().max() {
+            self.max_ts = self.max_ts.max(*max);
+        }
+        out.collect(Records::with_timestamps(values, timestamps))?;
+        if self.max_ts > i64::MIN {
+            out.emit_watermark(self.max_ts - self.bound - 1)?;
+        }
+        Ok(())
+    }
+}
+
+fn stamped(env: &StreamEnv, events: Vec<Event>, bound: i64) -> DataStream<Event> {
+    env.from_iter(events).transform("stamp", move || Stamp {
+        ts_of: |e: &Event| e.1,
+        bound,
+        max_ts: i64::MIN,
+        _types: PhantomData,
+    })
+}
+
+/// Emits (key, window start, window end, number of records, sum of values).
+#[derive(Clone)]
+struct Summary;
+
+impl ProcessWindowFunction<u32, Event, TimeWindow> for Summary {
+    type Out = (u32, i64, i64, usize, u64);
+
+    fn process(
+        &mut self,
+        key: &u32,
+        window: &TimeWindow,
+        records: Vec<Event>,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<(), BoxError> {
+        let sum = records.iter().map(|e| e.2).sum();
+        out.collect((*key, window.start, window.end, records.len(), sum));
+        Ok(())
+    }
+}
+
+/// Counts records and sums values: accumulator (count, sum).
+#[derive(Clone)]
+struct CountSum;
+
+impl AggregateFunction<Event> for CountSum {
+    type Acc = (u32, u64, u64);
+    type Out = (u32, u64, u64);
+
+    fn create_accumulator(&self) -> Self::Acc {
+        (0, 0, 0)
+    }
+
+    fn add(&self, acc: &mut Self::Acc, value: Event) {
+        acc.0 = value.0;
+        acc.1 += 1;
+        acc.2 += value.2;
+    }
+
+    fn get_result(&self, acc: &Self::Acc) -> Self::Out {
+        *acc
+    }
+
+    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) {
+        acc.0 = other.0;
+        acc.1 += other.1;
+        acc.2 += other.2;
+    }
+}
+
+/// Reference: (key, start, end, count, sum) per window, computed in plain Rust.
+fn reference(
+    events: &[Event],
+    windows_of: impl Fn(i64) -> Vec<(i64, i64)>,
+) -> Vec<(u32, i64, i64, usize, u64)> {
+    let mut windows: BTreeMap<(u32, i64, i64), (usize, u64)> = BTreeMap::new();
+    for &(key, ts, value) in events {
+        for (start, end) in windows_of(ts) {
+            let entry = windows.entry((key, start, end)).or_default();
+            entry.0 += 1;
+            entry.1 += value;
+        }
+    }
+    windows
+        .into_iter()
+        .map(|((k, s, e), (n, sum))| (k, s, e, n, sum))
+        .collect()
+}
+
+fn events(n: usize, keys: u32) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            (
+                ((i * 7) % keys as usize) as u32,
+                (i as i64) * 3,
+                (i % 11) as u64,
+            )
+        })
+        .collect()
+}
+
+fn tumbling_reference(events: &[Event], size: i64) -> Vec<(u32, i64, i64, usize, u64)> {
+    reference(events, |ts| {
+        let start = ts - ts.rem_euclid(size);
+        vec![(start, start + size)]
+    })
+}
+
+#[test]
+fn tumbling_event_time_windows_match_a_plain_computation() {
+    let input = events(2_000, 7);
+    let env = StreamEnv::new().with_parallelism(2).with_batch_size(64);
+    let keyed = stamped(&env, input.clone(), 0).key_by(|e| e.0);
+    let windowed = keyed.window(TumblingEventTimeWindows::of(Duration::from_millis(100)));
+    let summaries = windowed.process(Summary).collect();
+    let aggregates = windowed.aggregate(CountSum).collect();
+    env.execute("tumbling").unwrap();
+
+    let expected = tumbling_reference(&input, 100);
+    assert_eq!(summaries.take_sorted(), expected);
+    let mut expected_aggregates: Vec<(u32, u64, u64)> = expected
+        .iter()
+        .map(|&(k, _, _, n, sum)| (k, n as u64, sum))
+        .collect();
+    expected_aggregates.sort();
+    assert_eq!(aggregates.take_sorted(), expected_aggregates);
+}
+
+#[test]
+fn tumbling_windows_with_an_offset_shift_the_window_bounds() {
+    let input = events(500, 3);
+    let env = StreamEnv::new().with_parallelism(1).with_batch_size(32);
+    let summaries = stamped(&env, input.clone(), 0)
+        .key_by(|e| e.0)
+        .window(
+            TumblingEventTimeWindows::of(Duration::from_millis(100))
+                .with_offset(Duration::from_millis(30)),
+        )
+        .process(Summary)
+        .collect();
+    env.execute("tumbling with offset").unwrap();
+    let expected = reference(&input, |ts| {
+        let start = ts - (ts - 30).rem_euclid(100);
+        vec![(start, start + 100)]
+    });
+    assert_eq!(summaries.take_sorted(), expected);
+}
+
+#[test]
+fn sliding_event_time_windows_match_a_plain_computation() {
+    let input = events(1_000, 5);
+    let env = StreamEnv::new().with_parallelism(2).with_batch_size(50);
+    let summaries = stamped(&env, input.clone(), 0)
+        .key_by(|e| e.0)
+        .window(SlidingEventTimeWindows::of(
+            Duration::from_millis(100),
+            Duration::from_millis(25),
+        ))
+        .process(Summary)
+        .collect();
+    env.execute("sliding").unwrap();
+    let expected = reference(&input, |ts| {
+        let mut windows = Vec::new();
+        let mut start = ts - ts.rem_euclid(25);
+        while start > ts - 100 {
+            windows.push((start, start + 100));
+            start -= 25;
+        }
+        windows
+    });
+    assert_eq!(summaries.take_sorted(), expected);
+}
+
+#[test]
+fn reduce_sums_per_key_and_window() {
+    let input = events(600, 4);
+    let env = StreamEnv::new().with_parallelism(3).with_batch_size(40);
+    let sums = stamped(&env, input.clone(), 0)
+        .key_by(|e| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(50)))
+        .reduce(|a, b| (a.0, a.1.max(b.1), a.2 + b.2))
+        .collect();
+    env.execute("reduce").unwrap();
+    let expected: Vec<(u32, u64)> = tumbling_reference(&input, 50)
+        .into_iter()
+        .map(|(k, _, _, _, sum)| (k, sum))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let got: Vec<(u32, u64)> = sums
+        .take()
+        .into_iter()
+        .map(|(k, _, sum)| (k, sum))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(got, expected);
+}
+
+/// Shuffles `events` (sorted by timestamp) so that no record arrives after the watermark
+/// `max timestamp - bound - 1` passed it: sort by `ts + jitter` with `jitter` in `0..=bound`.
+fn shuffle_within(events: &[Event], jitter: &[i64]) -> Vec<Event> {
+    let mut keyed: Vec<(i64, usize, Event)> = events
+        .iter()
+        .zip(jitter)
+        .enumerate()
+        .map(|(i, (e, j))| (e.1 + j, i, *e))
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, _, e)| e).collect()
+}
+
+fn run_tumbling(input: Vec<Event>, bound: i64) -> Vec<(u32, i64, i64, usize, u64)> {
+    let env = StreamEnv::new().with_parallelism(2).with_batch_size(7);
+    let summaries = stamped(&env, input, bound)
+        .key_by(|e| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(20)))
+        .process(Summary)
+        .collect();
+    env.execute("out of order").unwrap();
+    summaries.take_sorted()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn out_of_order_input_within_the_bound_gives_the_in_order_results(
+        steps in prop::collection::vec((0u32..4, 0i64..6, 0u64..100), 1..200),
+        jitter in prop::collection::vec(0i64..=15, 200),
+    ) {
+        let bound = 15;
+        let mut ts = 0;
+        let in_order: Vec<Event> = steps
+            .iter()
+            .map(|&(key, step, value)| {
+                ts += step;
+                (key, ts, value)
+            })
+            .collect();
+        let shuffled = shuffle_within(&in_order, &jitter[..in_order.len()]);
+        let expected = run_tumbling(in_order.clone(), bound);
+        prop_assert_eq!(&expected, &tumbling_reference(&in_order, 20));
+        prop_assert_eq!(run_tumbling(shuffled, bound), expected);
+    }
+}
+
+#[test]
+fn late_records_go_to_the_side_output_and_nowhere_else() {
+    // One record per batch, so the watermark follows every record.
+    let env = StreamEnv::new().with_parallelism(1).with_batch_size(1);
+    let input = vec![
+        (1, 1, 1),    // window [0, 10)
+        (1, 12, 2),   // watermark 11: [0, 10) fires with 1, kept until 9 + 5 = 14
+        (1, 3, 10),   // late but within the allowed lateness: [0, 10) fires again with 11
+        (1, 20, 4),   // watermark 19: [10, 20) fires with 2, [0, 10) is cleaned up
+        (1, 4, 100),  // beyond the allowed lateness: side output only
+        (2, 5, 1000), // a key never seen, also beyond: side output only
+        (1, 25, 8),   // [20, 30) fires at the end of input with 4 + 8
+    ];
+    let (results, late) = stamped(&env, input, 0)
+        .key_by(|e| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+        .allowed_lateness(Duration::from_millis(5))
+        .side_output_late_data()
+        .process(Summary);
+    let results = results.collect();
+    let late = late.collect();
+    env.execute("late data").unwrap();
+    assert_eq!(
+        results.take(),
+        vec![
+            (1, 0, 10, 1, 1),
+            (1, 0, 10, 2, 11),
+            (1, 10, 20, 1, 2),
+            (1, 20, 30, 2, 12),
+        ]
+    );
+    assert_eq!(late.take_sorted(), vec![(1, 4, 100), (2, 5, 1000)]);
+}
+
+#[test]
+fn late_records_are_dropped_without_a_side_output() {
+    let env = StreamEnv::new().with_parallelism(1).with_batch_size(1);
+    let input = vec![(1, 1, 1), (1, 30, 2), (1, 2, 100)];
+    let sums = stamped(&env, input, 0)
+        .key_by(|e| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+        .reduce(|a, b| (a.0, a.1, a.2 + b.2))
+        .collect();
+    env.execute("late data dropped").unwrap();
+    assert_eq!(sums.take(), vec![(1, 1, 1), (1, 30, 2)]);
+}
+
+#[test]
+fn a_record_bridging_two_sessions_merges_them() {
+    let env = StreamEnv::new().with_parallelism(1).with_batch_size(1);
+    // Key 1: sessions [0, 10) and [20, 30), then 10 bridges them into [0, 30).
+    // Key 2: records at 0 and 20 stay two sessions.
+    let input = vec![
+        (1, 0, 1),
+        (2, 0, 1),
+        (1, 20, 2),
+        (2, 20, 2),
+        (1, 10, 4),
+        (1, 100, 8),
+    ];
+    let windowed = stamped(&env, input, 50)
+        .key_by(|e| e.0)
+        .window(EventTimeSessionWindows::with_gap(Duration::from_millis(10)));
+    let summaries = windowed.process(Summary).collect();
+    let aggregates = windowed.aggregate(CountSum).collect();
+    env.execute("sessions").unwrap();
+    assert_eq!(
+        summaries.take_sorted(),
+        vec![
+            (1, 0, 30, 3, 7),
+            (1, 100, 110, 1, 8),
+            (2, 0, 10, 1, 1),
+            (2, 20, 30, 1, 2),
+        ]
+    );
+    assert_eq!(
+        aggregates.take_sorted(),
+        vec![(1, 1, 8), (1, 3, 7), (2, 1, 1), (2, 1, 2)]
+    );
+}
+
+#[test]
+fn global_windows_fire_every_n_records_with_a_count_trigger() {
+    let env = StreamEnv::new().with_parallelism(2);
+    let input: Vec<(u32, u64)> = (0..7u64).flat_map(|i| [(1, i), (2, 10 * i)]).collect();
+    let sums = env
+        .from_iter(input)
+        .key_by(|r| r.0)
+        .window(GlobalWindows::create())
+        .trigger(CountTrigger::of(3))
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .collect();
+    env.execute("count windows").unwrap();
+    // Count triggers fire without purging: the second firing includes the first three records.
+    // The seventh record never fires; it is dropped with the window at the end of input.
+    assert_eq!(sums.take_sorted(), vec![(1, 3), (1, 15), (2, 30), (2, 150)]);
+}
+
+#[test]
+fn window_all_runs_as_one_subtask() {
+    let input = events(300, 5);
+    let env = StreamEnv::new().with_parallelism(3).with_batch_size(16);
+    let totals = stamped(&env, input.clone(), 0)
+        .window_all(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .aggregate(CountSum)
+        .collect();
+    let result = env.execute("window all").unwrap();
+    let mut per_window: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for e in &input {
+        let entry = per_window.entry(e.1 - e.1 % 100).or_default();
+        entry.0 += 1;
+        entry.1 += e.2;
+    }
+    let expected: Vec<(u64, u64)> = per_window.into_values().collect();
+    let got: Vec<(u64, u64)> = totals.take().into_iter().map(|t| (t.1, t.2)).collect();
+    assert_eq!(got, expected, "one subtask fires the windows in order");
+    let window = result
+        .operators
+        .iter()
+        .find(|op| op.name.starts_with("Window("))
+        .unwrap();
+    assert_eq!(window.parallelism, 1);
+}
+
+/// A source fed by the test: every pushed vector is one batch; it ends when told to.
+#[derive(Clone)]
+struct Feed<T> {
+    queue: Arc<Mutex<VecDeque<Vec<T>>>>,
+    done: Arc<AtomicBool>,
+}
+
+impl<T: rivulet_runtime::Data> Feed<T> {
+    fn new() -> Self {
+        Feed {
+            queue: Arc::new(Mutex::new(VecDeque::new())),
+            done: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn push(&self, batch: Vec<T>) {
+        self.queue.lock().push_back(batch);
+    }
+}
+
+impl<T: rivulet_runtime::Data> Source for Feed<T> {
+    type Batch = Records<T>;
+    type Split = ();
+    type Reader = Feed<T>;
+
+    fn splits(&self, _: usize) -> Result<Vec<()>, BoxError> {
+        Ok(vec![()])
+    }
+
+    fn create_reader(&self, _: ()) -> Result<Feed<T>, BoxError> {
+        Ok(self.clone())
+    }
+}
+
+impl<T: rivulet_runtime::Data> SourceReader for Feed<T> {
+    type Batch = Records<T>;
+    type Split = ();
+
+    fn poll(&mut self, _: usize) -> Result<SourcePoll<Records<T>>, BoxError> {
+        if let Some(batch) = self.queue.lock().pop_front() {
+            return Ok(SourcePoll::Ready(Records::from(batch)));
+        }
+        if self.done.load(Ordering::SeqCst) {
+            Ok(SourcePoll::Finished)
+        } else {
+            Ok(SourcePoll::Idle)
+        }
+    }
+
+    fn snapshot(&self) {}
+}
+
+/// Polls `condition` (yielding) until it holds; panics after a generous deadline.
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn processing_time_windows_fire_when_the_clock_passes_their_end() {
+    const SENTINEL: u32 = u32::MAX;
+    let clock = ManualClock::new(0);
+    let env = StreamEnv::new()
+        .with_parallelism(1)
+        .with_clock(clock.clone())
+        .with_buffer_timeout(Duration::ZERO);
+    let feed = Feed::<(u32, u64)>::new();
+    let sums = env
+        .from_source(feed.clone())
+        .key_by(|r| r.0)
+        .window(TumblingProcessingTimeWindows::of(Duration::from_millis(
+            1_000,
+        )))
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .filter(|r| r.0 != SENTINEL)
+        .collect();
+    let handle = env.execute_async("processing time").unwrap();
+    let window_records_in = || {
+        handle
+            .metrics()
+            .iter()
+            .filter(|op| op.name.starts_with("Window("))
+            .map(|op| op.records_in)
+            .sum::<u64>()
+    };
+
+    // Window [0, 1000): the sentinel batch arrives after the data batch, so once the window
+    // operator counted it, the data batch was assigned at processing time 0.
+    feed.push(vec![(1, 1), (2, 10), (1, 2)]);
+    feed.push(vec![(SENTINEL, 0)]);
+    wait_until("the first batch", || window_records_in() >= 4);
+    assert!(sums.is_empty(), "nothing fires before the clock moves");
+    clock.set(1_000);
+    wait_until("the first window", || sums.len() >= 2);
+    let mut first = sums.take();
+    first.sort();
+    assert_eq!(first, vec![(1, 3), (2, 10)]);
+
+    // Window [1000, 2000).
+    feed.push(vec![(1, 5)]);
+    feed.push(vec![(SENTINEL, 0)]);
+    wait_until("the second batch", || window_records_in() >= 6);
+    clock.set(2_000);
+    wait_until("the second window", || !sums.is_empty());
+    assert_eq!(sums.take(), vec![(1, 5)]);
+
+    feed.done.store(true, Ordering::SeqCst);
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(handle.wait())
+        .unwrap();
+}
