@@ -158,6 +158,54 @@ where
         self.late_records_dropped
     }
 
+    /// Serializes the window state of `key_group` (contents, keys, trigger registrations and
+    /// sessions); the index is not written, it is rebuilt from this on restore.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn snapshot_key_group(&mut self, key_group: KeyGroup) -> Result<Vec<u8>, TaskError> {
+        Ok(opened(&mut self.backend)?.snapshot_key_group(key_group)?)
+    }
+
+    /// Restores the window state of `key_group` written by
+    /// [`snapshot_key_group`](Self::snapshot_key_group) (possibly by a subtask with other key
+    /// groups) and enters its windows into the index.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn restore_key_group(
+        &mut self,
+        key_group: KeyGroup,
+        bytes: &[u8],
+    ) -> Result<(), TaskError> {
+        let backend = opened(&mut self.backend)?;
+        backend.restore_key_group(key_group, bytes)?;
+        let mut windows = Vec::new();
+        backend.for_each_entry(self.slots.name(), |group, key, namespace| {
+            if group == key_group {
+                windows.push((key.to_vec(), namespace.to_vec()));
+            }
+        })?;
+        for (key, namespace) in windows {
+            let window = A::Window::decode_namespace(&namespace).ok_or_else(|| {
+                format!(
+                    "window state of key group {key_group} has a namespace that is not a window: {namespace:?}"
+                )
+            })?;
+            let backend = opened(&mut self.backend)?;
+            backend.set_current_key(&key, key_group);
+            backend.set_current_namespace(&namespace);
+            let Some(slot) = self.slots.value(backend)? else {
+                continue;
+            };
+            self.key_bytes = key;
+            self.insert_cleanup(key_group, &window);
+            self.changes.extend(
+                slot.timers
+                    .iter()
+                    .map(|&(domain, time)| TimerChange::Added(domain, time)),
+            );
+            self.apply_timer_changes(key_group, &window);
+        }
+        Ok(())
+    }
+
     /// When a window's state is removed: `(domain, time)`.
     fn cleanup_time(&self, window: &A::Window) -> (TimeDomain, i64) {
         let max = window.max_timestamp();
@@ -885,6 +933,92 @@ mod tests {
         assert_eq!(out.results, vec![((1, 3), i64::MAX)]);
         op.process_watermark(i64::MAX, &mut out).unwrap();
         assert_eq!(op.state_entries(), 0);
+    }
+
+    type Results = Vec<(Event, i64)>;
+
+    /// Runs `records` through an operator, snapshots it, restores the snapshot into
+    /// `parallelism` new subtasks and ends the input there; returns the results before the
+    /// snapshot and after the restore.
+    fn results_across_restore<A: WindowAssigner>(
+        assigner: A,
+        records: &[(u32, u64, i64)],
+        watermark: i64,
+        parallelism: usize,
+        later: &[(u32, u64, i64)],
+    ) -> (Results, Results) {
+        let mut before = operator(assigner.clone(), sum(), 0);
+        let ctx = OperatorContext::new("window", 0, 1, 8);
+        before.open(&ctx).unwrap();
+        let mut out = Recorder::default();
+        before.process_batch(batch(records), &mut out).unwrap();
+        before.process_watermark(watermark, &mut out).unwrap();
+        let snapshots: Vec<(KeyGroup, Vec<u8>)> = (0..8)
+            .map(|kg| (kg, before.snapshot_key_group(kg).unwrap()))
+            .collect();
+        let mut after = Recorder::default();
+        for subtask in 0..parallelism {
+            let ctx = OperatorContext::new("window", subtask, parallelism, 8);
+            let mut op = operator(assigner.clone(), sum(), 0);
+            op.open(&ctx).unwrap();
+            for (kg, bytes) in &snapshots {
+                if ctx.key_group_range().contains(*kg) {
+                    op.restore_key_group(*kg, bytes).unwrap();
+                }
+            }
+            let mut scratch = Vec::new();
+            let owned: Vec<(u32, u64, i64)> = later
+                .iter()
+                .filter(|r| {
+                    let kg = crate::keys::key_group_of(&r.0, 8, &mut scratch).unwrap();
+                    ctx.key_group_range().contains(kg)
+                })
+                .copied()
+                .collect();
+            op.process_batch(batch(&owned), &mut after).unwrap();
+            op.process_watermark(i64::MAX, &mut after).unwrap();
+            assert_eq!(op.state_entries(), 0);
+        }
+        after.results.sort();
+        (out.results, after.results)
+    }
+
+    #[test]
+    fn the_window_index_is_rebuilt_from_restored_state() {
+        let records: Vec<(u32, u64, i64)> = (0..40)
+            .map(|i| (i % 7, u64::from(i), i64::from(i) * 5))
+            .collect();
+        for parallelism in [1, 2, 3] {
+            let (before, after) = results_across_restore(
+                SlidingEventTimeWindows::of(Duration::from_millis(50), Duration::from_millis(25)),
+                &records,
+                100,
+                parallelism,
+                &[],
+            );
+            let mut all = before.clone();
+            all.extend(after.iter().copied());
+            let total: u64 = all.iter().map(|(r, _)| r.1).sum();
+            assert_eq!(
+                total,
+                2 * (0..40).sum::<u64>(),
+                "every record in two windows"
+            );
+            assert!(
+                after.iter().all(|(_, ts)| *ts > 100),
+                "only windows open at the snapshot"
+            );
+
+            let (_, sessions) = results_across_restore(
+                EventTimeSessionWindows::with_gap(Duration::from_millis(10)),
+                &[(1, 1, 0), (1, 2, 20), (2, 4, 5), (3, 16, 0)],
+                0,
+                parallelism,
+                // Merges key 1's sessions restored from the snapshot.
+                &[(1, 8, 10)],
+            );
+            assert_eq!(sessions, vec![((1, 11), 29), ((2, 4), 14), ((3, 16), 9)]);
+        }
     }
 
     #[test]
