@@ -114,6 +114,27 @@ impl AggregateFunction<Event> for CountSum {
     }
 }
 
+/// Adds key and window to a [`CountSum`] result: (key, start, end, count, sum).
+#[derive(Clone)]
+struct WithWindow;
+
+impl ProcessWindowFunction<u32, (u32, u64, u64), TimeWindow> for WithWindow {
+    type Out = (u32, i64, i64, usize, u64);
+
+    fn process(
+        &mut self,
+        key: &u32,
+        window: &TimeWindow,
+        results: Vec<(u32, u64, u64)>,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<(), BoxError> {
+        assert_eq!(results.len(), 1);
+        let (_, count, sum) = results[0];
+        out.collect((*key, window.start, window.end, count as usize, sum));
+        Ok(())
+    }
+}
+
 /// Reference: (key, start, end, count, sum) per window, computed in plain Rust.
 fn reference(
     events: &[Event],
@@ -160,10 +181,14 @@ fn tumbling_event_time_windows_match_a_plain_computation() {
     let windowed = keyed.window(TumblingEventTimeWindows::of(Duration::from_millis(100)));
     let summaries = windowed.process(Summary).collect();
     let aggregates = windowed.aggregate(CountSum).collect();
+    let with_windows = windowed
+        .aggregate_with_window(CountSum, WithWindow)
+        .collect();
     env.execute("tumbling").unwrap();
 
     let expected = tumbling_reference(&input, 100);
     assert_eq!(summaries.take_sorted(), expected);
+    assert_eq!(with_windows.take_sorted(), expected);
     let mut expected_aggregates: Vec<(u32, u64, u64)> = expected
         .iter()
         .map(|&(k, _, _, n, sum)| (k, n as u64, sum))
@@ -356,7 +381,19 @@ fn a_record_bridging_two_sessions_merges_them() {
         .window(EventTimeSessionWindows::with_gap(Duration::from_millis(10)));
     let summaries = windowed.process(Summary).collect();
     let aggregates = windowed.aggregate(CountSum).collect();
+    let with_windows = windowed
+        .aggregate_with_window(CountSum, WithWindow)
+        .collect();
     env.execute("sessions").unwrap();
+    assert_eq!(
+        with_windows.take_sorted(),
+        vec![
+            (1, 0, 30, 3, 7),
+            (1, 100, 110, 1, 8),
+            (2, 0, 10, 1, 1),
+            (2, 20, 30, 1, 2),
+        ]
+    );
     assert_eq!(
         summaries.take_sorted(),
         vec![

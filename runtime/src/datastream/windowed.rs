@@ -12,7 +12,9 @@ use std::time::Duration;
 use super::{DataStream, KeyedStream};
 use crate::batch::Data;
 use crate::state::AggregateFunction;
-use crate::window::function::{AggregateContents, ProcessContents, ReduceContents, WindowContents};
+use crate::window::function::{
+    AggregateContents, AggregateWindowContents, ProcessContents, ReduceContents, WindowContents,
+};
 use crate::window::operator::{KeySelector, WindowOperator, WindowOutput, WindowSpec};
 use crate::window::{ProcessWindowFunction, Trigger, WindowAssigner, millis};
 
@@ -224,6 +226,64 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStream<T, K, A> {
             .results()
     }
 
+    /// Aggregates incrementally with `function` as [`aggregate`](Self::aggregate), then, when
+    /// the window fires, calls `window_function` with the key, the window and the one-record
+    /// list of the aggregate's result (Flink's `aggregate(aggregateFunction, windowFunction)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet_runtime::operator::keyed::Collector;
+    /// use rivulet_runtime::state::AggregateFunction;
+    /// use rivulet_runtime::window::{ProcessWindowFunction, TimeWindow, TumblingProcessingTimeWindows};
+    /// use rivulet_runtime::{BoxError, StreamEnv};
+    ///
+    /// #[derive(Clone)]
+    /// struct Count;
+    /// impl AggregateFunction<u32> for Count {
+    ///     type Acc = u64;
+    ///     type Out = u64;
+    ///     fn create_accumulator(&self) -> u64 { 0 }
+    ///     fn add(&self, acc: &mut u64, _: u32) { *acc += 1 }
+    ///     fn get_result(&self, acc: &u64) -> u64 { *acc }
+    ///     fn merge(&self, acc: &mut u64, other: u64) { *acc += other }
+    /// }
+    ///
+    /// /// Emits (key, window start, count).
+    /// #[derive(Clone)]
+    /// struct WithWindow;
+    /// impl ProcessWindowFunction<u32, u64, TimeWindow> for WithWindow {
+    ///     type Out = (u32, i64, u64);
+    ///     fn process(&mut self, key: &u32, window: &TimeWindow, counts: Vec<u64>,
+    ///                out: &mut Collector<'_, Self::Out>) -> Result<(), BoxError> {
+    ///         out.collect((*key, window.start, counts[0]));
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let env = StreamEnv::new().with_parallelism(1);
+    /// let counts = env
+    ///     .from_vec(vec![7u32, 7, 8])
+    ///     .key_by(|k| *k)
+    ///     .window(TumblingProcessingTimeWindows::of(Duration::from_secs(86_400)))
+    ///     .aggregate_with_window(Count, WithWindow)
+    ///     .collect();
+    /// env.execute("counts").unwrap();
+    /// let total: u64 = counts.take().iter().map(|c| c.2).sum();
+    /// assert_eq!(total, 3);
+    /// ```
+    pub fn aggregate_with_window<G, P>(&self, function: G, window_function: P) -> DataStream<P::Out>
+    where
+        G: AggregateFunction<T> + Clone + Send + 'static,
+        G::Out: Data,
+        P: ProcessWindowFunction<K, G::Out, A::Window> + Clone,
+    {
+        let contents = AggregateWindowContents {
+            aggregate: aggregate_contents(function),
+            function: window_function,
+        };
+        self.apply("aggregate", contents, false).results()
+    }
+
     /// Keeps all records of each key and window and calls `function` with them, the key and
     /// the window when the window fires.
     pub fn process<P>(&self, function: P) -> DataStream<P::Out>
@@ -298,6 +358,24 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStreamWithLateData<T, K, A> {
         self.windowed
             .apply("aggregate", aggregate_contents(function), true)
             .both()
+    }
+
+    /// As [`WindowedStream::aggregate_with_window`], plus the late records.
+    pub fn aggregate_with_window<G, P>(
+        &self,
+        function: G,
+        window_function: P,
+    ) -> (DataStream<P::Out>, DataStream<T>)
+    where
+        G: AggregateFunction<T> + Clone + Send + 'static,
+        G::Out: Data,
+        P: ProcessWindowFunction<K, G::Out, A::Window> + Clone,
+    {
+        let contents = AggregateWindowContents {
+            aggregate: aggregate_contents(function),
+            function: window_function,
+        };
+        self.windowed.apply("aggregate", contents, true).both()
     }
 
     /// As [`WindowedStream::process`], plus the late records.

@@ -171,6 +171,49 @@ where
     }
 }
 
+/// Incremental aggregation whose result is handed to a [`ProcessWindowFunction`] with the key
+/// and window.
+#[derive(Clone)]
+pub(crate) struct AggregateWindowContents<T, A, P> {
+    pub(crate) aggregate: AggregateContents<T, A>,
+    pub(crate) function: P,
+}
+
+impl<K, T, W, A, P> WindowContents<K, T, W> for AggregateWindowContents<T, A, P>
+where
+    T: 'static,
+    A: AggregateFunction<T> + Send + 'static,
+    A::Out: Data,
+    P: ProcessWindowFunction<K, A::Out, W>,
+{
+    type Acc = A::Acc;
+    type Out = P::Out;
+
+    fn create(&self, value: T) -> A::Acc {
+        <AggregateContents<T, A> as WindowContents<K, T, W>>::create(&self.aggregate, value)
+    }
+
+    fn add(&self, acc: &mut A::Acc, value: T) {
+        self.aggregate.function.add(acc, value);
+    }
+
+    fn merge(&self, acc: &mut A::Acc, other: A::Acc) {
+        self.aggregate.function.merge(acc, other);
+    }
+
+    fn emit(
+        &mut self,
+        key: &K,
+        window: &W,
+        acc: &mut A::Acc,
+        _purge: bool,
+        out: &mut Collector<'_, P::Out>,
+    ) -> Result<(), BoxError> {
+        let result = self.aggregate.function.get_result(acc);
+        self.function.process(key, window, vec![result], out)
+    }
+}
+
 /// All records of the window, for a [`ProcessWindowFunction`].
 #[derive(Clone)]
 pub(crate) struct ProcessContents<P> {
