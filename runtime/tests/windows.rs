@@ -292,6 +292,54 @@ fn run_tumbling(input: Vec<Event>, bound: i64) -> Vec<(u32, i64, i64, usize, u64
     summaries.take_sorted()
 }
 
+fn session_reference(events: &[Event], gap: i64) -> Vec<(u32, i64, i64, usize, u64)> {
+    let mut per_key: BTreeMap<u32, Vec<(i64, u64)>> = BTreeMap::new();
+    for &(key, ts, value) in events {
+        per_key.entry(key).or_default().push((ts, value));
+    }
+    let mut sessions = Vec::new();
+    for (key, mut records) in per_key {
+        records.sort();
+        let mut current: Option<(i64, i64, usize, u64)> = None;
+        for (ts, value) in records {
+            current = match current {
+                Some((start, end, n, sum)) if ts <= end => {
+                    Some((start, end.max(ts + gap), n + 1, sum + value))
+                }
+                other => {
+                    if let Some((start, end, n, sum)) = other {
+                        sessions.push((key, start, end, n, sum));
+                    }
+                    Some((ts, ts + gap, 1, value))
+                }
+            };
+        }
+        if let Some((start, end, n, sum)) = current {
+            sessions.push((key, start, end, n, sum));
+        }
+    }
+    sessions.sort();
+    sessions
+}
+
+fn run_sessions(input: Vec<Event>, bound: i64, gap: i64) -> Vec<(u32, i64, i64, usize, u64)> {
+    let env = StreamEnv::new().with_parallelism(2).with_batch_size(5);
+    let windowed =
+        stamped(&env, input, bound)
+            .key_by(|e| e.0)
+            .window(EventTimeSessionWindows::with_gap(Duration::from_millis(
+                gap as u64,
+            )));
+    let summaries = windowed.process(Summary).collect();
+    let aggregates = windowed
+        .aggregate_with_window(CountSum, WithWindow)
+        .collect();
+    env.execute("sessions").unwrap();
+    let summaries = summaries.take_sorted();
+    assert_eq!(aggregates.take_sorted(), summaries);
+    summaries
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
@@ -313,6 +361,26 @@ proptest! {
         let expected = run_tumbling(in_order.clone(), bound);
         prop_assert_eq!(&expected, &tumbling_reference(&in_order, 20));
         prop_assert_eq!(run_tumbling(shuffled, bound), expected);
+    }
+
+    #[test]
+    fn session_windows_match_a_plain_computation_in_any_order_within_the_bound(
+        steps in prop::collection::vec((0u32..3, 0i64..12, 0u64..100), 1..150),
+        jitter in prop::collection::vec(0i64..=15, 150),
+    ) {
+        let (bound, gap) = (15, 8);
+        let mut ts = 0;
+        let in_order: Vec<Event> = steps
+            .iter()
+            .map(|&(key, step, value)| {
+                ts += step;
+                (key, ts, value)
+            })
+            .collect();
+        let shuffled = shuffle_within(&in_order, &jitter[..in_order.len()]);
+        let expected = session_reference(&in_order, gap);
+        prop_assert_eq!(run_sessions(in_order, bound, gap), expected.clone());
+        prop_assert_eq!(run_sessions(shuffled, bound, gap), expected);
     }
 }
 

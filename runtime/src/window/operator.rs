@@ -36,6 +36,44 @@ pub(crate) struct WindowSlot<K, A> {
     trigger_state: i64,
 }
 
+/// The live sessions of one key (merging assigners), sorted by window. Each session's state
+/// stays in the namespace of its state window (the first window it grew from), so extending or
+/// merging sessions moves no state but the merged-away sessions' (Flink's `MergingWindowSet`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Sessions<W> {
+    windows: Vec<W>,
+    state_windows: Vec<W>,
+}
+
+impl<W> Default for Sessions<W> {
+    fn default() -> Self {
+        Sessions {
+            windows: Vec::new(),
+            state_windows: Vec::new(),
+        }
+    }
+}
+
+impl<W: Window> Sessions<W> {
+    fn insert(&mut self, window: W, state_window: W) {
+        let at = self.windows.partition_point(|w| *w < window);
+        self.windows.insert(at, window);
+        self.state_windows.insert(at, state_window);
+    }
+
+    fn remove(&mut self, i: usize) -> (W, W) {
+        (self.windows.remove(i), self.state_windows.remove(i))
+    }
+
+    fn state_window_of(&self, window: &W) -> Option<&W> {
+        let i = self.windows.binary_search(window).ok()?;
+        Some(&self.state_windows[i])
+    }
+}
+
+/// A window and the window whose namespace holds its state.
+type WindowAndState<W> = (W, W);
+
 /// An entry of the window index: a time, then the key group, key and window it is for.
 type IndexEntry<W> = (i64, KeyGroup, Box<[u8]>, W);
 
@@ -99,7 +137,7 @@ pub(crate) struct WindowOperator<T, K, A: WindowAssigner, C: WindowContents<K, T
     trigger: Box<dyn Trigger<A::Window>>,
     contents: C,
     slots: ValueState<WindowSlot<K, C::Acc>>,
-    sessions: ValueState<Vec<A::Window>>,
+    sessions: ValueState<Sessions<A::Window>>,
     backend: Option<KeyedStateBackend>,
     clock: Option<Arc<dyn Clock>>,
     max_parallelism: u16,
@@ -176,21 +214,45 @@ where
     ) -> Result<(), TaskError> {
         let backend = opened(&mut self.backend)?;
         backend.restore_key_group(key_group, bytes)?;
-        let mut windows = Vec::new();
-        backend.for_each_entry(self.slots.name(), |group, key, namespace| {
+        let merging = self.spec.assigner.is_merging();
+        let state = if merging {
+            self.sessions.name()
+        } else {
+            self.slots.name()
+        };
+        let mut entries = Vec::new();
+        backend.for_each_entry(state, |group, key, namespace| {
             if group == key_group {
-                windows.push((key.to_vec(), namespace.to_vec()));
+                entries.push((key.to_vec(), namespace.to_vec()));
             }
         })?;
-        for (key, namespace) in windows {
-            let window = A::Window::decode_namespace(&namespace).ok_or_else(|| {
-                format!(
-                    "window state of key group {key_group} has a namespace that is not a window: {namespace:?}"
-                )
-            })?;
+        // (key, window, state window)
+        let mut windows = Vec::new();
+        for (key, namespace) in entries {
+            if merging {
+                let backend = opened(&mut self.backend)?;
+                backend.set_current_key(&key, key_group);
+                backend.set_current_namespace(&[]);
+                let sessions = self.sessions.value(backend)?.unwrap_or_default();
+                for (window, state_window) in
+                    sessions.windows.into_iter().zip(sessions.state_windows)
+                {
+                    windows.push((key.clone(), window, state_window));
+                }
+            } else {
+                let window = A::Window::decode_namespace(&namespace).ok_or_else(|| {
+                    format!(
+                        "window state of key group {key_group} has a namespace that is not a window: {namespace:?}"
+                    )
+                })?;
+                windows.push((key, window.clone(), window));
+            }
+        }
+        for (key, window, state_window) in windows {
             let backend = opened(&mut self.backend)?;
             backend.set_current_key(&key, key_group);
-            backend.set_current_namespace(&namespace);
+            self.set_namespace(&state_window)?;
+            let backend = opened(&mut self.backend)?;
             let Some(slot) = self.slots.value(backend)? else {
                 continue;
             };
@@ -308,18 +370,20 @@ where
         Ok(())
     }
 
-    /// Adds `value` to `window` of the current key and asks the trigger.
+    /// Adds `value` to `window` of the current key, whose state is in the namespace of
+    /// `state_window`, and asks the trigger.
     #[allow(clippy::too_many_arguments)]
     fn add_to_window(
         &mut self,
         key: &K,
         key_group: KeyGroup,
         window: &A::Window,
+        state_window: &A::Window,
         value: T,
         timestamp: i64,
         results: &mut Records<C::Out>,
     ) -> Result<(), TaskError> {
-        self.set_namespace(window)?;
+        self.set_namespace(state_window)?;
         let mut created = false;
         let WindowOperator {
             trigger,
@@ -367,85 +431,119 @@ where
     }
 
     /// For merging assigners: merges `new` into the key's sessions; returns the window the
-    /// record goes to, or `None` if it is late.
+    /// record goes to and its state window, or `None` if it is late.
     fn merge_into_sessions(
         &mut self,
         key: &K,
         key_group: KeyGroup,
         new: &A::Window,
-    ) -> Result<Option<A::Window>, TaskError> {
+    ) -> Result<Option<WindowAndState<A::Window>>, TaskError> {
         let backend = opened(&mut self.backend)?;
         backend.set_current_namespace(&[]);
-        let mut active = self.sessions.value(backend)?.unwrap_or_default();
-        let (merged, absorbed) = self.spec.assigner.merge(&active, new);
+        let mut sessions = self.sessions.value(backend)?.unwrap_or_default();
+        let (merged, absorbed) = self.spec.assigner.merge(&sessions.windows, new);
         if absorbed.is_empty() {
             if self.is_window_late(&merged) {
                 return Ok(None);
             }
-            let at = active.partition_point(|w| *w < merged);
-            active.insert(at, merged.clone());
+            sessions.insert(merged.clone(), merged.clone());
             let backend = opened(&mut self.backend)?;
-            self.sessions.update(backend, active)?;
-            return Ok(Some(merged));
+            self.sessions.update(backend, sessions)?;
+            return Ok(Some((merged.clone(), merged)));
         }
-        if absorbed.len() == 1 && active[absorbed[0]] == merged {
-            return Ok(Some(merged));
+        if absorbed.len() == 1 && sessions.windows[absorbed[0]] == merged {
+            let state_window = sessions.state_windows[absorbed[0]].clone();
+            return Ok(Some((merged, state_window)));
         }
         let mut sources = Vec::with_capacity(absorbed.len());
         for &i in absorbed.iter().rev() {
-            sources.push(active.remove(i));
+            sources.push(sessions.remove(i));
         }
         sources.reverse();
-        let at = active.partition_point(|w| *w < merged);
-        active.insert(at, merged.clone());
+        let (first_window, state_window) = sources.remove(0);
+        sessions.insert(merged.clone(), state_window.clone());
         let backend = opened(&mut self.backend)?;
-        self.sessions.update(backend, active)?;
-        self.merge_slots(key, key_group, &merged, &sources)?;
-        Ok(Some(merged))
+        self.sessions.update(backend, sessions)?;
+        self.merge_slots(
+            key,
+            key_group,
+            &merged,
+            (&first_window, &state_window),
+            &sources,
+        )?;
+        Ok(Some((merged, state_window)))
     }
 
-    /// Moves the state of the `sources` windows of the current key into `target`.
+    /// Session windows merged into `merged`: the state of the first (`target`: its window and
+    /// state window) stays where it is; the state of the other `sources` is merged into it.
+    /// Index entries of the old windows are replaced by those of `merged`.
     fn merge_slots(
         &mut self,
         key: &K,
         key_group: KeyGroup,
-        target: &A::Window,
-        sources: &[A::Window],
+        merged: &A::Window,
+        target: (&A::Window, &A::Window),
+        sources: &[(A::Window, A::Window)],
     ) -> Result<(), TaskError> {
-        let mut merged = WindowSlot {
-            key: key.clone(),
-            contents: None,
-            timers: Vec::new(),
-            trigger_state: 0,
-        };
-        for source in sources {
-            self.set_namespace(source)?;
+        let mut extra: Option<C::Acc> = None;
+        let mut extra_state = 0i64;
+        for (window, state_window) in sources {
+            self.set_namespace(state_window)?;
             let backend = opened(&mut self.backend)?;
             let Some(slot) = self.slots.value(backend)? else {
                 continue;
             };
             self.slots.clear(backend)?;
-            self.remove_index_entries(key_group, source, &slot.timers);
-            merged.trigger_state = merged.trigger_state.saturating_add(slot.trigger_state);
-            match (&mut merged.contents, slot.contents) {
+            self.remove_index_entries(key_group, window, &slot.timers);
+            extra_state = extra_state.saturating_add(slot.trigger_state);
+            match (&mut extra, slot.contents) {
                 (_, None) => {}
-                (None, Some(acc)) => merged.contents = Some(acc),
+                (None, Some(acc)) => extra = Some(acc),
                 (Some(acc), Some(other)) => self.contents.merge(acc, other),
             }
         }
-        self.set_namespace(target)?;
-        let mut ctx = TriggerContext {
-            watermark: self.watermark,
-            processing_time: self.processing_time,
-            timers: &mut merged.timers,
-            changes: &mut self.changes,
-            state: &mut merged.trigger_state,
-        };
-        self.trigger.on_merge(target, &mut ctx);
-        self.insert_cleanup(key_group, target);
-        self.apply_timer_changes(key_group, target);
-        let backend = opened(&mut self.backend)?;
-        self.slots.update(backend, merged)?;
+        let (target_window, target_state) = target;
+        self.set_namespace(target_state)?;
+        let mut old_timers = Vec::new();
+        let WindowOperator {
+            trigger,
+            contents,
+            slots,
+            backend,
+            watermark,
+            processing_time,
+            changes,
+            ..
+        } = self;
+        slots.modify(
+            opened(backend)?,
+            || WindowSlot {
+                key: key.clone(),
+                contents: None,
+                timers: Vec::new(),
+                trigger_state: 0,
+            },
+            |slot| {
+                old_timers = std::mem::take(&mut slot.timers);
+                slot.trigger_state = slot.trigger_state.saturating_add(extra_state);
+                match (&mut slot.contents, extra) {
+                    (_, None) => {}
+                    (None, Some(acc)) => slot.contents = Some(acc),
+                    (Some(acc), Some(other)) => contents.merge(acc, other),
+                }
+                let mut ctx = TriggerContext {
+                    watermark: *watermark,
+                    processing_time: *processing_time,
+                    timers: &mut slot.timers,
+                    changes,
+                    state: &mut slot.trigger_state,
+                };
+                trigger.on_merge(merged, &mut ctx);
+            },
+        )?;
+        self.remove_index_entries(key_group, target_window, &old_timers);
+        self.insert_cleanup(key_group, merged);
+        self.apply_timer_changes(key_group, merged);
         Ok(())
     }
 
@@ -483,16 +581,16 @@ where
         let mut value = Some(value);
         let count = windows.len();
         for (i, window) in windows.iter().enumerate() {
-            let window = if merging {
+            let (window, state_window) = if merging {
                 match self.merge_into_sessions(&key, key_group, window)? {
-                    Some(window) => window,
+                    Some(windows) => windows,
                     None => continue,
                 }
             } else {
                 if self.is_window_late(window) {
                     continue;
                 }
-                window.clone()
+                (window.clone(), window.clone())
             };
             skipped = false;
             let record = if i + 1 == count {
@@ -501,7 +599,15 @@ where
                 value.clone()
             };
             if let Some(record) = record {
-                self.add_to_window(&key, key_group, &window, record, timestamp, results)?;
+                self.add_to_window(
+                    &key,
+                    key_group,
+                    &window,
+                    &state_window,
+                    record,
+                    timestamp,
+                    results,
+                )?;
             }
         }
         self.windows = windows;
@@ -552,8 +658,21 @@ where
     ) -> Result<(), TaskError> {
         self.key_bytes.clear();
         self.key_bytes.extend_from_slice(key);
-        opened(&mut self.backend)?.set_current_key(key, key_group);
-        self.set_namespace(window)?;
+        let backend = opened(&mut self.backend)?;
+        backend.set_current_key(key, key_group);
+        let merging = self.spec.assigner.is_merging();
+        let mut sessions = None;
+        if merging {
+            backend.set_current_namespace(&[]);
+            let live = self.sessions.value(backend)?.unwrap_or_default();
+            let Some(state_window) = live.state_window_of(window).cloned() else {
+                return Ok(());
+            };
+            self.set_namespace(&state_window)?;
+            sessions = Some(live);
+        } else {
+            self.set_namespace(window)?;
+        }
         let backend = opened(&mut self.backend)?;
         let Some(mut slot) = self.slots.value(backend)? else {
             return Ok(());
@@ -581,14 +700,15 @@ where
             self.remove_index_entries(key_group, window, &slot.timers);
             let backend = opened(&mut self.backend)?;
             self.slots.clear(backend)?;
-            if self.spec.assigner.is_merging() {
+            if let Some(mut live) = sessions {
                 backend.set_current_namespace(&[]);
-                let mut active = self.sessions.value(backend)?.unwrap_or_default();
-                active.retain(|w| w != window);
-                if active.is_empty() {
+                if let Ok(i) = live.windows.binary_search(window) {
+                    live.remove(i);
+                }
+                if live.windows.is_empty() {
                     self.sessions.clear(backend)?;
                 } else {
-                    self.sessions.update(backend, active)?;
+                    self.sessions.update(backend, live)?;
                 }
             }
         } else {
