@@ -249,9 +249,16 @@ fn reduce_sums_per_key_and_window() {
     let sums = stamped(&env, input.clone(), 0)
         .key_by(|e| e.0)
         .window(TumblingEventTimeWindows::of(Duration::from_millis(50)))
+        .name("sums")
+        .uid("sums-v1")
         .reduce(|a, b| (a.0, a.1.max(b.1), a.2 + b.2))
         .collect();
-    env.execute("reduce").unwrap();
+    let result = env.execute("reduce").unwrap();
+    assert_eq!(result.operator("sums").unwrap().records_in, 600);
+    assert!(
+        result.operator("Window results").is_none(),
+        "without late data the window operator emits its results directly"
+    );
     let expected: Vec<(u32, u64)> = tumbling_reference(&input, 50)
         .into_iter()
         .map(|(k, _, _, _, sum)| (k, sum))

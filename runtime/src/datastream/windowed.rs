@@ -9,13 +9,15 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DataStream, KeyedStream};
+use super::{DataStream, KeyedStream, Stream};
 use crate::batch::Data;
 use crate::state::AggregateFunction;
 use crate::window::function::{
     AggregateContents, AggregateWindowContents, ProcessContents, ReduceContents, WindowContents,
 };
-use crate::window::operator::{KeySelector, WindowOperator, WindowOutput, WindowSpec};
+use crate::window::operator::{
+    DropLate, KeySelector, LateData, SideOutputLate, WindowOperator, WindowOutput, WindowSpec,
+};
 use crate::window::{ProcessWindowFunction, Trigger, WindowAssigner, millis};
 
 type TriggerFactory<W> = Arc<dyn Fn() -> Box<dyn Trigger<W>> + Send + Sync>;
@@ -48,6 +50,10 @@ pub struct WindowedStream<T, K, A: WindowAssigner> {
     trigger: TriggerFactory<A::Window>,
     allowed_lateness: i64,
     parallelism: Option<usize>,
+    name: Option<String>,
+    uid: Option<String>,
+    /// Made by `window_all`: one subtask.
+    all: bool,
 }
 
 impl<T, K, F> KeyedStream<T, K, F>
@@ -78,6 +84,9 @@ where
             trigger: Arc::new(move || default.default_trigger()),
             allowed_lateness: 0,
             parallelism: None,
+            name: None,
+            uid: None,
+            all: false,
         }
     }
 }
@@ -103,6 +112,7 @@ impl<T: Data> DataStream<T> {
     pub fn window_all<A: WindowAssigner>(&self, assigner: A) -> WindowedStream<T, (), A> {
         let mut windowed = self.key_by(|_: &T| ()).window(assigner);
         windowed.parallelism = Some(1);
+        windowed.all = true;
         windowed
     }
 }
@@ -158,6 +168,31 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStream<T, K, A> {
         self
     }
 
+    /// Names the window operator, as shown in job graphs, metrics and errors.
+    ///
+    /// Default: `Window(<assigner>, <function>)`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Gives the window operator a stable id: savepoints map its state (the window contents) to
+    /// it. Set it here rather than on the result stream, which with late data side-output is
+    /// produced by another operator.
+    pub fn uid(mut self, uid: &str) -> Self {
+        self.uid = Some(uid.to_owned());
+        self
+    }
+
+    /// Sets the window operator's parallelism. Default: the environment's. Windows of
+    /// [`DataStream::window_all`] always run as one subtask; this is ignored for them.
+    pub fn set_parallelism(mut self, parallelism: usize) -> Self {
+        if !self.all {
+            self.parallelism = Some(parallelism);
+        }
+        self
+    }
+
     /// Sends late records to a second output instead of dropping them: the terminal functions of
     /// the returned stream return `(results, late records)`.
     ///
@@ -178,31 +213,44 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStream<T, K, A> {
         WindowedStreamWithLateData { windowed: self }
     }
 
-    fn apply<C>(&self, function: &str, contents: C, side_output_late: bool) -> Applied<C::Out, T>
+    fn apply<C, L>(&self, function: &str, contents: C) -> Stream<L::Batch>
     where
         C: WindowContents<K, T, A::Window> + Clone,
+        L: LateData<C::Out, T>,
     {
         let assigner = std::any::type_name::<A>().rsplit("::").next().unwrap_or("");
-        let name = format!("Window({assigner}, {function})");
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("Window({assigner}, {function})"));
         let spec = WindowSpec {
             name: name.clone(),
             key_of: self.key_of.box_clone(),
             assigner: self.assigner.clone(),
             trigger: Arc::clone(&self.trigger),
             allowed_lateness: self.allowed_lateness,
-            side_output_late,
         };
-        let output = self.stream.transform(&name, move || {
-            WindowOperator::new(spec.clone(), contents.clone())
+        let mut output = self.stream.transform(&name, move || {
+            WindowOperator::<T, K, A, C, L>::new(spec.clone(), contents.clone())
         });
-        let output = match self.parallelism {
-            Some(p) => output.set_parallelism(p),
-            None => output,
-        };
-        Applied {
-            output,
-            parallelism: self.parallelism,
+        if let Some(p) = self.parallelism {
+            output = output.set_parallelism(p);
         }
+        if let Some(uid) = &self.uid {
+            output = output.uid(uid);
+        }
+        output
+    }
+
+    fn apply_with_late<C>(&self, function: &str, contents: C) -> (DataStream<C::Out>, DataStream<T>)
+    where
+        C: WindowContents<K, T, A::Window> + Clone,
+    {
+        let output = self.apply::<C, SideOutputLate>(function, contents);
+        (
+            results(&output, self.parallelism),
+            late_records(&output, self.parallelism),
+        )
     }
 
     /// Reduces the records of each key and window incrementally with `reduce`, and emits the
@@ -211,8 +259,7 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStream<T, K, A> {
     where
         R: Fn(T, T) -> T + Clone + Send + 'static,
     {
-        self.apply("reduce", reduce_contents(reduce), false)
-            .results()
+        self.apply::<_, DropLate>("reduce", reduce_contents(reduce))
     }
 
     /// Aggregates the records of each key and window incrementally with `function` (one
@@ -222,8 +269,7 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStream<T, K, A> {
         G: AggregateFunction<T> + Clone + Send + 'static,
         G::Out: Data,
     {
-        self.apply("aggregate", aggregate_contents(function), false)
-            .results()
+        self.apply::<_, DropLate>("aggregate", aggregate_contents(function))
     }
 
     /// Aggregates incrementally with `function` as [`aggregate`](Self::aggregate), then, when
@@ -281,7 +327,7 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStream<T, K, A> {
             aggregate: aggregate_contents(function),
             function: window_function,
         };
-        self.apply("aggregate", contents, false).results()
+        self.apply::<_, DropLate>("aggregate", contents)
     }
 
     /// Keeps all records of each key and window and calls `function` with them, the key and
@@ -290,8 +336,7 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStream<T, K, A> {
     where
         P: ProcessWindowFunction<K, T, A::Window> + Clone,
     {
-        self.apply("process", ProcessContents { function }, false)
-            .results()
+        self.apply::<_, DropLate>("process", ProcessContents { function })
     }
 }
 
@@ -306,25 +351,6 @@ fn aggregate_contents<T, G>(function: G) -> AggregateContents<T, G> {
     AggregateContents {
         function,
         _types: PhantomData,
-    }
-}
-
-/// The output of a window operator, before it is split into results and late records.
-struct Applied<O, T> {
-    output: DataStream<WindowOutput<O, T>>,
-    parallelism: Option<usize>,
-}
-
-impl<O: Data, T: Data> Applied<O, T> {
-    fn results(&self) -> DataStream<O> {
-        results(&self.output, self.parallelism)
-    }
-
-    fn both(&self) -> (DataStream<O>, DataStream<T>) {
-        (
-            results(&self.output, self.parallelism),
-            late_records(&self.output, self.parallelism),
-        )
     }
 }
 
@@ -345,8 +371,7 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStreamWithLateData<T, K, A> {
         R: Fn(T, T) -> T + Clone + Send + 'static,
     {
         self.windowed
-            .apply("reduce", reduce_contents(reduce), true)
-            .both()
+            .apply_with_late("reduce", reduce_contents(reduce))
     }
 
     /// As [`WindowedStream::aggregate`], plus the late records.
@@ -356,8 +381,7 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStreamWithLateData<T, K, A> {
         G::Out: Data,
     {
         self.windowed
-            .apply("aggregate", aggregate_contents(function), true)
-            .both()
+            .apply_with_late("aggregate", aggregate_contents(function))
     }
 
     /// As [`WindowedStream::aggregate_with_window`], plus the late records.
@@ -375,7 +399,7 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStreamWithLateData<T, K, A> {
             aggregate: aggregate_contents(function),
             function: window_function,
         };
-        self.windowed.apply("aggregate", contents, true).both()
+        self.windowed.apply_with_late("aggregate", contents)
     }
 
     /// As [`WindowedStream::process`], plus the late records.
@@ -384,7 +408,6 @@ impl<T: Data, K: Data, A: WindowAssigner> WindowedStreamWithLateData<T, K, A> {
         P: ProcessWindowFunction<K, T, A::Window> + Clone,
     {
         self.windowed
-            .apply("process", ProcessContents { function }, true)
-            .both()
+            .apply_with_late("process", ProcessContents { function })
     }
 }

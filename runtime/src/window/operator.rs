@@ -2,6 +2,7 @@
 //! fires windows from a time-ordered index when the watermark or processing time passes them.
 
 use std::collections::BTreeSet;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use super::assigner::WindowAssigner;
 use super::function::WindowContents;
 use super::trigger::{TimeDomain, TimerChange, Trigger, TriggerContext, TriggerResult};
 use super::{Window, WindowError};
-use crate::batch::{Data, NO_TIMESTAMP, Records};
+use crate::batch::{Batch, Data, NO_TIMESTAMP, Records};
 use crate::error::TaskError;
 use crate::keys::{KeyGroup, encode_key, hash_key_bytes, key_group_for_hash};
 use crate::operator::keyed::Collector;
@@ -18,12 +19,48 @@ use crate::operator::{Operator, OperatorContext, Output};
 use crate::state::{KeyedStateBackend, StateValue, ValueState};
 use crate::time::Clock;
 
-/// What a window operator emits: a window result or, when late data is side-output, a late
+/// What a window operator emits when late data is side-output: a window result or a late
 /// record. Split into two streams by the window API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum WindowOutput<O, T> {
     Result(O),
     Late(T),
+}
+
+/// What a window operator does with late records, and so what it emits.
+pub(crate) trait LateData<O, T>: Send + 'static {
+    /// The batches the operator emits.
+    type Batch: Batch;
+    /// Whether late records are emitted (or dropped and counted).
+    const SIDE_OUTPUT: bool;
+    /// One output batch of window results and late records.
+    fn batch(results: Records<O>, late: Records<T>) -> Self::Batch;
+}
+
+/// Late records are dropped (and counted); the operator emits window results only.
+pub(crate) struct DropLate;
+
+impl<O: Data, T> LateData<O, T> for DropLate {
+    type Batch = Records<O>;
+    const SIDE_OUTPUT: bool = false;
+
+    fn batch(results: Records<O>, _: Records<T>) -> Records<O> {
+        results
+    }
+}
+
+/// Late records are emitted next to window results.
+pub(crate) struct SideOutputLate;
+
+impl<O: Data, T: Data> LateData<O, T> for SideOutputLate {
+    type Batch = Records<WindowOutput<O, T>>;
+    const SIDE_OUTPUT: bool = true;
+
+    fn batch(results: Records<O>, late: Records<T>) -> Self::Batch {
+        let mut batch = results.map(WindowOutput::Result);
+        batch.append(late.map(WindowOutput::Late));
+        batch
+    }
 }
 
 /// The state of one key and window: the key itself (to call the window function with), the
@@ -103,7 +140,6 @@ pub(crate) struct WindowSpec<T, K, A: WindowAssigner> {
     pub(crate) assigner: A,
     pub(crate) trigger: Arc<dyn Fn() -> Box<dyn Trigger<A::Window>> + Send + Sync>,
     pub(crate) allowed_lateness: i64,
-    pub(crate) side_output_late: bool,
 }
 
 impl<T: 'static, K: 'static, A: WindowAssigner> Clone for WindowSpec<T, K, A> {
@@ -114,7 +150,6 @@ impl<T: 'static, K: 'static, A: WindowAssigner> Clone for WindowSpec<T, K, A> {
             assigner: self.assigner.clone(),
             trigger: Arc::clone(&self.trigger),
             allowed_lateness: self.allowed_lateness,
-            side_output_late: self.side_output_late,
         }
     }
 }
@@ -132,7 +167,7 @@ impl<T: 'static, K: 'static, A: WindowAssigner> Clone for WindowSpec<T, K, A> {
 /// state and index entries are removed once the watermark passes `end - 1 + allowed lateness`
 /// (processing-time windows: once the clock passes `end - 1`; global windows: at the end of
 /// input).
-pub(crate) struct WindowOperator<T, K, A: WindowAssigner, C: WindowContents<K, T, A::Window>> {
+pub(crate) struct WindowOperator<T, K, A: WindowAssigner, C: WindowContents<K, T, A::Window>, L> {
     spec: WindowSpec<T, K, A>,
     trigger: Box<dyn Trigger<A::Window>>,
     contents: C,
@@ -150,10 +185,12 @@ pub(crate) struct WindowOperator<T, K, A: WindowAssigner, C: WindowContents<K, T
     windows: Vec<A::Window>,
     changes: Vec<TimerChange>,
     late_records_dropped: u64,
+    _late: PhantomData<fn() -> L>,
 }
 
-impl<T, K, A, C> WindowOperator<T, K, A, C>
+impl<T, K, A, C, L> WindowOperator<T, K, A, C, L>
 where
+    L: LateData<C::Out, T>,
     T: Data,
     K: StateValue + Serialize,
     A: WindowAssigner,
@@ -179,6 +216,7 @@ where
             windows: Vec::new(),
             changes: Vec::new(),
             late_records_dropped: 0,
+            _late: PhantomData,
         }
     }
 
@@ -616,7 +654,7 @@ where
             && timestamp.saturating_add(self.spec.allowed_lateness) <= self.watermark
             && let Some(value) = value
         {
-            if self.spec.side_output_late {
+            if L::SIDE_OUTPUT {
                 late.push_with_timestamp(value, timestamp);
             } else {
                 self.late_records_dropped += 1;
@@ -722,14 +760,12 @@ where
     fn emit(
         results: Records<C::Out>,
         late: Records<T>,
-        out: &mut dyn Output<Records<WindowOutput<C::Out, T>>>,
+        out: &mut dyn Output<L::Batch>,
     ) -> Result<(), TaskError> {
         if results.is_empty() && late.is_empty() {
             return Ok(());
         }
-        let mut batch = results.map(WindowOutput::Result);
-        batch.append(late.map(WindowOutput::Late));
-        out.collect(batch)
+        out.collect(L::batch(results, late))
     }
 }
 
@@ -763,15 +799,16 @@ where
     Ok(())
 }
 
-impl<T, K, A, C> Operator for WindowOperator<T, K, A, C>
+impl<T, K, A, C, L> Operator for WindowOperator<T, K, A, C, L>
 where
+    L: LateData<C::Out, T>,
     T: Data,
     K: StateValue + Serialize,
     A: WindowAssigner,
     C: WindowContents<K, T, A::Window>,
 {
     type In = Records<T>;
-    type Out = Records<WindowOutput<C::Out, T>>;
+    type Out = L::Batch;
 
     fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
         let range = ctx.key_group_range();
@@ -871,6 +908,26 @@ mod tests {
         watermarks: Vec<i64>,
     }
 
+    impl Output<Records<Event>> for Recorder {
+        fn collect(&mut self, batch: Records<Event>) -> Result<(), TaskError> {
+            self.results.extend(batch.iter().map(|(r, ts)| (*r, ts)));
+            Ok(())
+        }
+
+        fn emit_watermark(&mut self, watermark: i64) -> Result<(), TaskError> {
+            self.watermarks.push(watermark);
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+
+        fn finish(&mut self) -> Result<(), TaskError> {
+            Ok(())
+        }
+    }
+
     impl Output<Records<WindowOutput<Event, Event>>> for Recorder {
         fn collect(&mut self, batch: Records<WindowOutput<Event, Event>>) -> Result<(), TaskError> {
             for (record, ts) in batch.iter() {
@@ -903,10 +960,27 @@ mod tests {
         }
     }
 
-    fn operator<A, C>(assigner: A, contents: C, lateness: i64) -> WindowOperator<Event, u32, A, C>
+    fn operator<A, C>(
+        assigner: A,
+        contents: C,
+        lateness: i64,
+    ) -> WindowOperator<Event, u32, A, C, SideOutputLate>
+    where
+        A: WindowAssigner,
+        C: WindowContents<u32, Event, A::Window, Out = Event>,
+    {
+        operator_with(assigner, contents, lateness)
+    }
+
+    fn operator_with<A, C, L>(
+        assigner: A,
+        contents: C,
+        lateness: i64,
+    ) -> WindowOperator<Event, u32, A, C, L>
     where
         A: WindowAssigner,
         C: WindowContents<u32, Event, A::Window>,
+        L: LateData<C::Out, Event>,
     {
         let default = assigner.clone();
         WindowOperator::new(
@@ -916,7 +990,6 @@ mod tests {
                 assigner,
                 trigger: Arc::new(move || default.default_trigger()),
                 allowed_lateness: lateness,
-                side_output_late: true,
             },
             contents,
         )
@@ -1001,12 +1074,11 @@ mod tests {
 
     #[test]
     fn late_records_without_a_side_output_are_counted() {
-        let mut op = operator(
+        let mut op: WindowOperator<_, _, _, _, DropLate> = operator_with(
             EventTimeSessionWindows::with_gap(Duration::from_millis(10)),
             sum(),
             0,
         );
-        op.spec.side_output_late = false;
         op.open(&OperatorContext::new("window", 0, 1, 8)).unwrap();
         let mut out = Recorder::default();
         op.process_watermark(100, &mut out).unwrap();
