@@ -134,10 +134,12 @@ impl<B: Send> Inbox<B> {
         }
     }
 
-    /// Holds back or releases the data lane of `channel`.
-    #[allow(dead_code)] // Used by barrier alignment.
+    /// Holds back or releases the data lane of `channel` (barrier alignment).
     pub(crate) fn set_held(&self, channel: usize, held: bool) {
-        self.state.lock().held[channel] = held;
+        let mut state = self.state.lock();
+        if state.held[channel] != held {
+            state.held[channel] = held;
+        }
     }
 
     /// The number of messages queued on all data lanes.

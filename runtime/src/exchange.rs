@@ -9,15 +9,18 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use serde::Serialize;
 
+use crate::batch::arrow::ChangelogBatch;
 use crate::batch::{Batch, BatchBuffer, Records};
 use crate::channel::Inbox;
 use crate::error::{BoxError, TaskError};
 use crate::keys::{
-    KeyGroup, encode_key, hash_key_bytes, key_group_for_hash, subtask_for_key_group,
+    EncodedKeys, KeyGroup, encode_arrow_keys, encode_key, hash_key_bytes, key_group_for_hash,
+    subtask_for_key_group,
 };
-use crate::message::Message;
+use crate::message::{Barrier, Message};
 use crate::operator::Output;
 
 /// How the records of an edge are distributed over the subtasks of the consuming operator.
@@ -115,6 +118,122 @@ where
     }
 
     fn box_clone(&self) -> Box<dyn BatchKeySelector<Records<T>>> {
+        Box::new(self.clone())
+    }
+}
+
+/// Routes Arrow rows by the values of key columns: the hash exchange of the relational plane.
+///
+/// Row `i`'s key is the tuple of its values in the key columns, encoded with the canonical key
+/// encoding (see [`keys`](crate::keys)), so a row keyed by `user: Utf8` reaches the same subtask
+/// as a typed record keyed by the `String` `user`. The encoding buffers are kept across batches.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::{Int64Array, RecordBatch, StringArray};
+/// use arrow::datatypes::{DataType, Field, Schema};
+/// use rivulet_runtime::ChangelogBatch;
+/// use rivulet_runtime::exchange::{ArrowKeySelector, BatchKeySelector};
+/// use rivulet_runtime::keys::key_group_of;
+///
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("user", DataType::Utf8, false),
+///     Field::new("amount", DataType::Int64, false),
+/// ]));
+/// let data = RecordBatch::try_new(
+///     schema,
+///     vec![Arc::new(StringArray::from(vec!["ada", "bob"])), Arc::new(Int64Array::from(vec![3, 4]))],
+/// )?;
+/// let mut by_user = ArrowKeySelector::new([0]);
+/// let mut groups = Vec::new();
+/// by_user.key_groups(&ChangelogBatch::insert_only(data), 128, &mut groups)?;
+/// assert_eq!(groups[1], key_group_of("bob", 128, &mut Vec::new())?);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+#[derive(Debug)]
+pub struct ArrowKeySelector {
+    /// Indices of the key columns, in key order.
+    columns: Vec<usize>,
+    /// Scratch: the key columns of the current batch.
+    key_columns: Vec<ArrayRef>,
+    /// Scratch: the encoded keys of the current batch.
+    keys: EncodedKeys,
+}
+
+impl ArrowKeySelector {
+    /// A selector keying rows by the columns at `columns` (zero-based, in key order).
+    pub fn new(columns: impl IntoIterator<Item = usize>) -> Self {
+        ArrowKeySelector {
+            columns: columns.into_iter().collect(),
+            key_columns: Vec::new(),
+            keys: EncodedKeys::new(),
+        }
+    }
+
+    /// The indices of the key columns.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+}
+
+impl Clone for ArrowKeySelector {
+    fn clone(&self) -> Self {
+        ArrowKeySelector::new(self.columns.iter().copied())
+    }
+}
+
+/// A key column index beyond the columns of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "key column {column} does not exist: the batch has {} columns {fields:?}; key by a column index below {}",
+    fields.len(),
+    fields.len()
+)]
+pub struct KeyColumnOutOfRange {
+    /// The requested column index.
+    pub column: usize,
+    /// The names of the batch's columns.
+    pub fields: Vec<String>,
+}
+
+impl BatchKeySelector<ChangelogBatch> for ArrowKeySelector {
+    fn key_groups(
+        &mut self,
+        batch: &ChangelogBatch,
+        max_parallelism: u16,
+        out: &mut Vec<KeyGroup>,
+    ) -> Result<(), BoxError> {
+        let data = batch.data();
+        self.key_columns.clear();
+        for &column in &self.columns {
+            let array = data
+                .columns()
+                .get(column)
+                .ok_or_else(|| KeyColumnOutOfRange {
+                    column,
+                    fields: data
+                        .schema_ref()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .collect(),
+                })?;
+            self.key_columns.push(ArrayRef::clone(array));
+        }
+        let encoded = encode_arrow_keys(&self.key_columns, &mut self.keys);
+        // Drop the column references before returning, so the batch's buffers are not pinned.
+        self.key_columns.clear();
+        encoded?;
+        out.reserve(self.keys.len());
+        out.extend(
+            self.keys
+                .iter()
+                .map(|row| key_group_for_hash(hash_key_bytes(row), max_parallelism)),
+        );
+        Ok(())
+    }
+
+    fn box_clone(&self) -> Box<dyn BatchKeySelector<ChangelogBatch>> {
         Box::new(self.clone())
     }
 }
@@ -287,5 +406,10 @@ impl<B: Batch, C: Send> Output<B> for ExchangeWriter<B, C> {
     fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
         self.flush()?;
         self.broadcast(|| Message::Idle(idle))
+    }
+
+    fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
+        self.flush()?;
+        self.broadcast(|| Message::Barrier(barrier))
     }
 }

@@ -8,11 +8,12 @@
 //! Modules:
 //! - [`batch`]: the [`Batch`] abstraction, typed [`Records`] and Arrow [`ChangelogBatch`]es.
 //! - [`datastream`]: [`StreamEnv`], [`DataStream`], [`KeyedStream`], connected streams.
-//! - [`operator`]: the [`Operator`] trait and the built-in operators.
+//! - [`operator`]: the [`Operator`] trait, the built-in operators, and a test harness.
 //! - [`exchange`]: ship strategies and the key-group routing of batches.
 //! - [`graph`]: stream graph, operator chaining, [`JobGraph`] description and DOT export.
 //! - [`keys`]: canonical key encoding, key hashing and key groups.
 //! - [`state`]: keyed state (value, list, map, reducing, aggregating), TTL, batch keyed tables.
+//! - [`time`]: processing-time clocks, watermark strategies, timers.
 //! - [`source`]: the [`Source`](source::Source) trait and in-memory sources.
 //! - [`sink`]: collect and print sinks.
 //!
@@ -40,6 +41,7 @@
 
 pub mod batch;
 mod channel;
+pub mod checkpoint;
 pub mod datastream;
 mod error;
 pub mod exchange;

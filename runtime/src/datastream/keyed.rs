@@ -4,8 +4,6 @@ use std::marker::PhantomData;
 use std::ops::AddAssign;
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::DataStream;
 use crate::batch::Data;
 use crate::operator::co::{
@@ -26,7 +24,7 @@ pub struct KeyedStream<T, K, F> {
 impl<T, K, F> KeyedStream<T, K, F>
 where
     T: Data,
-    K: Serialize + Send + 'static,
+    K: Data,
     F: Fn(&T) -> K + Clone + Send + 'static,
 {
     pub(super) fn new(stream: DataStream<T>, key_of: F) -> Self {
@@ -220,7 +218,7 @@ pub struct KeyedConnectedStreams<A, B, K> {
     key2: Arc<dyn Fn(&B) -> K + Send + Sync>,
 }
 
-impl<A: Data, B: Data, K: Serialize + Send + 'static> KeyedConnectedStreams<A, B, K> {
+impl<A: Data, B: Data, K: Data> KeyedConnectedStreams<A, B, K> {
     /// Applies a keyed co-process function, cloned per subtask.
     ///
     /// ```
@@ -271,6 +269,7 @@ impl<A: Data, B: Data, K: Serialize + Send + 'static> KeyedConnectedStreams<A, B
                     key2: Box::new(move |b: &B| k2(b)),
                     function: function.clone(),
                     state: None,
+                    timers: Default::default(),
                     scratch: Vec::new(),
                     _types: PhantomData,
                 }

@@ -14,15 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::Serialize;
 
 pub use keyed::{ConnectedStreams, KeyedConnectedStreams, KeyedStream};
 pub use windowed::{WindowedStream, WindowedStreamWithLateData};
 
 use crate::batch::{Batch, Data, Records};
+use crate::checkpoint::{CheckpointConfig, RestartStrategy};
 use crate::error::{GraphError, JobError};
 use crate::exchange::{BatchKeySelector, ShipStrategy, TypedKeySelector};
-use crate::executor::{ExecConfig, JobHandle, JobResult, launch};
+use crate::executor::{ExecConfig, JobHandle, JobResult, Supervisor};
 use crate::graph::{
     JobGraph, NodeId, NodeKind, OperatorNode, OutputOpsOf, StreamEdge, StreamGraph, StreamNode,
     TwoInputOperatorNode, TwoInputs, TypedEdge,
@@ -31,10 +31,13 @@ use crate::keys::DEFAULT_MAX_PARALLELISM;
 use crate::operator::typed::{
     FilterOperator, FlatMapOperator, MapOperator, SinkFunction, SinkOperator,
 };
+use crate::operator::watermarks::TimestampsAndWatermarksOperator;
 use crate::operator::{Operator, TwoInputOperator};
 use crate::sink::{CollectHandle, CollectSink, ForEachSink, PrintSink};
-use crate::source::{GeneratorSource, IterSource, Source, SourceOperatorNode, VecSource};
-use crate::time::{Clock, SystemClock};
+use crate::source::{
+    GeneratorSource, IterSource, Source, SourceOperatorNode, VecSource, WatermarksFactory,
+};
+use crate::time::{Clock, SystemClock, WatermarkStrategy};
 
 static NEXT_ENV_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -97,6 +100,8 @@ impl StreamEnv {
                     channel_capacity: 8,
                     chaining: true,
                     clock: Arc::new(SystemClock),
+                    checkpoint: None,
+                    restart: RestartStrategy::None,
                 },
                 graph: StreamGraph::default(),
                 deferred: None,
@@ -163,6 +168,24 @@ impl StreamEnv {
         self
     }
 
+    /// Takes checkpoints as `config` says: operator state and source positions, consistent
+    /// across the job, from which a failed job restarts.
+    ///
+    /// Default: no checkpoints.
+    pub fn with_checkpointing(self, config: CheckpointConfig) -> Self {
+        self.inner.lock().config.checkpoint = Some(config);
+        self
+    }
+
+    /// Sets what happens when a task fails: with a restart, the job resumes from its latest
+    /// completed checkpoint (or from the start, without checkpoints).
+    ///
+    /// Default: [`RestartStrategy::None`], the job fails.
+    pub fn with_restart_strategy(self, strategy: RestartStrategy) -> Self {
+        self.inner.lock().config.restart = strategy;
+        self
+    }
+
     /// The default parallelism.
     pub fn parallelism(&self) -> usize {
         self.inner.lock().config.parallelism
@@ -217,12 +240,55 @@ impl StreamEnv {
 
     /// A stream read from a [`Source`].
     pub fn from_source<S: Source>(&self, source: S) -> Stream<S::Batch> {
+        self.add_source(source, None)
+    }
+
+    /// A typed stream read from a [`Source`] with event time: timestamps are assigned and
+    /// watermarks generated per split, and a subtask's watermark is the minimum over its splits
+    /// (idle splits excluded, when the strategy has an idleness timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet_runtime::StreamEnv;
+    /// use rivulet_runtime::source::VecSource;
+    /// use rivulet_runtime::time::WatermarkStrategy;
+    ///
+    /// let env = StreamEnv::new().with_parallelism(1);
+    /// let strategy = WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(10))
+    ///     .with_timestamp_assigner(|r: &(i64, String), _| r.0);
+    /// let events = env.from_source_with_watermarks(
+    ///     VecSource::new(vec![(5, "a".to_owned()), (1, "b".to_owned())]),
+    ///     strategy,
+    /// );
+    /// let out = events.collect();
+    /// env.execute("event time").unwrap();
+    /// assert_eq!(out.take().len(), 2);
+    /// ```
+    pub fn from_source_with_watermarks<T, S>(
+        &self,
+        source: S,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<T>
+    where
+        T: Data,
+        S: Source<Batch = Records<T>>,
+    {
+        let factory: WatermarksFactory<Records<T>> =
+            Arc::new(move |now| Box::new(strategy.instance(now)));
+        self.add_source(source, Some(factory))
+    }
+
+    fn add_source<S: Source>(
+        &self,
+        source: S,
+        watermarks: Option<WatermarksFactory<S::Batch>>,
+    ) -> Stream<S::Batch> {
         let name = source.name();
         let id = self.inner.lock().graph.add_node(StreamNode {
             name,
             uid: None,
             parallelism: None,
-            kind: NodeKind::Source(Box::new(SourceOperatorNode { source })),
+            kind: NodeKind::Source(Box::new(SourceOperatorNode { source, watermarks })),
             output: OutputOpsOf::<S::Batch>::boxed(),
             chainable: true,
         });
@@ -265,7 +331,7 @@ impl StreamEnv {
     /// When the graph is invalid or an operator fails; the error names the operator and subtask.
     pub fn execute(&self, name: &str) -> Result<JobResult, JobError> {
         let (graph, config) = self.take_graph()?;
-        launch(name, graph, &config)?.join()
+        Supervisor::new(name, graph, config)?.run()
     }
 
     /// Starts the job built so far and returns a handle to cancel it, watch it and wait for it.
@@ -274,7 +340,7 @@ impl StreamEnv {
     /// When the graph is invalid or a thread cannot be started.
     pub fn execute_async(&self, name: &str) -> Result<JobHandle, JobError> {
         let (graph, config) = self.take_graph()?;
-        JobHandle::spawn(launch(name, graph, &config)?)
+        JobHandle::spawn(Supervisor::new(name, graph, config)?)
     }
 
     fn defer(&self, error: GraphError) {
@@ -520,13 +586,38 @@ impl<T: Data> Stream<Records<T>> {
         self.transform("Flat Map", move || FlatMapOperator::new(f.clone()))
     }
 
+    /// Assigns event-time timestamps and generates watermarks in every subtask, by `strategy`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rivulet_runtime::StreamEnv;
+    /// use rivulet_runtime::time::WatermarkStrategy;
+    ///
+    /// let env = StreamEnv::new().with_parallelism(1);
+    /// let stamped = env
+    ///     .from_vec(vec![(1_000i64, 1u32), (2_000, 2)])
+    ///     .assign_timestamps_and_watermarks(
+    ///         WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|r: &(i64, u32), _| r.0),
+    ///     );
+    /// # let _ = stamped;
+    /// ```
+    #[track_caller]
+    pub fn assign_timestamps_and_watermarks(
+        &self,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<T> {
+        self.transform("Timestamps/Watermarks", move || {
+            TimestampsAndWatermarksOperator::new(strategy.clone())
+        })
+    }
+
     /// Partitions the stream by the key `key_of` extracts: every record of a key goes to the same
     /// subtask, and keyed operators see state per key.
     ///
     /// The key is hashed through its canonical serde encoding, so any `Serialize` type works.
     pub fn key_by<K, F>(&self, key_of: F) -> KeyedStream<T, K, F>
     where
-        K: Serialize + Send + 'static,
+        K: Data,
         F: Fn(&T) -> K + Clone + Send + 'static,
     {
         let stream = self
@@ -562,12 +653,7 @@ impl<T: Data> Stream<Records<T>> {
     /// Collects every record for the caller; read them from the handle after `execute`.
     pub fn collect(&self) -> CollectHandle<T> {
         let handle = CollectHandle::new();
-        self.sink_named(
-            "Sink: collect",
-            CollectSink {
-                handle: handle.clone(),
-            },
-        );
+        self.sink_named("Sink: collect", CollectSink::new(handle.clone()));
         handle
     }
 

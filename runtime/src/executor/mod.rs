@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::channel::{CancelFlag, Wake};
+use crate::checkpoint::{CheckpointConfig, Coordinator, RestartStrategy};
 use crate::error::{JobError, TaskError, panic_message};
 use crate::exchange::ShipStrategy;
 use crate::graph::{AnyInbox, AnyOutput, BuildContext, JobGraph, NodeKind, StreamGraph};
 use crate::operator::OperatorContext;
-use crate::operator::chain::OperatorMetrics;
+use crate::operator::chain::{OperatorMetrics, Runtime};
 use crate::time::Clock;
 use task::{TaskBody, TaskEnv};
 
@@ -36,7 +37,12 @@ pub(crate) struct ExecConfig {
     pub(crate) channel_capacity: usize,
     pub(crate) chaining: bool,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) checkpoint: Option<CheckpointConfig>,
+    pub(crate) restart: RestartStrategy,
 }
+
+/// Every operator's name, parallelism and live counters.
+type SharedMetrics = Arc<Vec<(String, usize, Arc<OperatorMetrics>)>>;
 
 /// Record counts of one operator, summed over its subtasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +64,12 @@ pub struct JobResult {
     pub name: String,
     /// Wall-clock time from start to the end of the last task.
     pub duration: Duration,
-    /// Per-operator record counts, in the order operators were declared.
+    /// Per-operator record counts of the last attempt, in the order operators were declared.
     pub operators: Vec<OperatorStats>,
+    /// How many times the job was restarted after a failure.
+    pub restarts: u32,
+    /// How many checkpoints completed.
+    pub checkpoints: u64,
 }
 
 impl JobResult {
@@ -120,8 +130,9 @@ impl JobControl {
 pub(crate) struct RunningJob {
     pub(crate) control: Arc<JobControl>,
     threads: Vec<JoinHandle<()>>,
-    metrics: Arc<Vec<(String, usize, Arc<OperatorMetrics>)>>,
+    metrics: SharedMetrics,
     started: Instant,
+    stop_trigger: Arc<AtomicBool>,
 }
 
 pub(crate) fn snapshot_metrics(
@@ -139,7 +150,7 @@ pub(crate) fn snapshot_metrics(
 }
 
 impl RunningJob {
-    pub(crate) fn metrics(&self) -> Arc<Vec<(String, usize, Arc<OperatorMetrics>)>> {
+    pub(crate) fn metrics(&self) -> SharedMetrics {
         Arc::clone(&self.metrics)
     }
 
@@ -149,6 +160,7 @@ impl RunningJob {
             // Task bodies catch their panics; a join error would be a runtime bug.
             let _ = thread.join();
         }
+        self.stop_trigger.store(true, Ordering::Release);
         if let Some(error) = self.control.first_error.lock().take() {
             return Err(error);
         }
@@ -161,6 +173,8 @@ impl RunningJob {
             name: self.control.name.clone(),
             duration: self.started.elapsed(),
             operators: snapshot_metrics(&self.metrics),
+            restarts: 0,
+            checkpoints: 0,
         })
     }
 }
@@ -168,12 +182,13 @@ impl RunningJob {
 /// Builds every subtask of `graph` and starts its threads.
 pub(crate) fn launch(
     name: &str,
-    graph: StreamGraph,
+    graph: &StreamGraph,
     config: &ExecConfig,
+    coordinator: Option<&Arc<Coordinator>>,
 ) -> Result<RunningJob, JobError> {
     let job = JobGraph::build(
         name,
-        &graph,
+        graph,
         config.parallelism,
         config.max_parallelism,
         config.chaining,
@@ -238,24 +253,51 @@ pub(crate) fn launch(
         inboxes.push(subtask_inboxes);
     }
 
+    // Every operator subtask takes part in checkpoints; a restore starts from the latest one.
+    let restore = coordinator.and_then(|c| {
+        c.start_attempt(graph.nodes.iter().enumerate().flat_map(|(node, _)| {
+            (0..job.node_parallelism[node]).map(move |subtask| (node, subtask))
+        }))
+    });
     let metrics: Vec<Arc<OperatorMetrics>> = graph
         .nodes
         .iter()
         .map(|_| Arc::new(OperatorMetrics::default()))
         .collect();
     let context = |node: usize, subtask: usize| BuildContext {
+        runtime: Runtime {
+            node,
+            metrics: Arc::clone(&metrics[node]),
+            checkpoints: coordinator.cloned(),
+            restore: restore.as_ref().and_then(|c| {
+                let own = c.subtasks.get(&(node, subtask));
+                if own.is_some_and(|s| s.finished) {
+                    return None;
+                }
+                let mut state = c.keyed_state_of(node);
+                state.operator = own.map(|s| s.state.operator.clone()).unwrap_or_default();
+                Some(state)
+            }),
+        },
+        restored_splits: restore.as_ref().map(|c| {
+            c.operator_states_of(node)
+                .into_iter()
+                .map(|s| s.state.operator.clone())
+                .collect()
+        }),
         operator: OperatorContext {
             name: graph.nodes[node].name.clone(),
             subtask,
             parallelism: job.node_parallelism[node],
             max_parallelism: config.max_parallelism,
             clock: Arc::clone(&config.clock),
+            checkpointing: config.checkpoint.is_some(),
         },
-        metrics: Arc::clone(&metrics[node]),
         batch_size: config.batch_size,
     };
 
-    let mut bodies: Vec<(String, Box<dyn TaskBody>, OperatorContext)> = Vec::new();
+    #[allow(clippy::type_complexity)]
+    let mut bodies: Vec<(String, Box<dyn TaskBody>, OperatorContext, Vec<usize>)> = Vec::new();
     for (v, vertex) in job.vertices.iter().enumerate() {
         let tail = *vertex.operators.last().unwrap_or(&vertex.operators[0]);
         for subtask in 0..vertex.parallelism {
@@ -308,17 +350,25 @@ pub(crate) fn launch(
                 subtask + 1,
                 vertex.parallelism
             );
-            bodies.push((thread_name, body, context(head, subtask).operator));
+            bodies.push((
+                thread_name,
+                body,
+                context(head, subtask).operator,
+                vertex.operators.clone(),
+            ));
         }
     }
 
     let started = Instant::now();
     let mut threads = Vec::with_capacity(bodies.len());
-    for (thread_name, body, head) in bodies {
+    let stop_trigger = Arc::new(AtomicBool::new(false));
+    for (thread_name, body, head, nodes) in bodies {
+        let task_coordinator = coordinator.cloned();
         let env = TaskEnv {
             cancel: Arc::clone(&cancel),
             buffer_timeout: config.buffer_timeout,
             clock: Arc::clone(&config.clock),
+            checkpoints: coordinator.cloned(),
         };
         let task_control = Arc::clone(&control);
         let spawned = std::thread::Builder::new()
@@ -326,7 +376,12 @@ pub(crate) fn launch(
             .spawn(move || {
                 let result = catch_unwind(AssertUnwindSafe(|| body.run(&env)));
                 match result {
-                    Ok(Ok(())) | Ok(Err(TaskError::Cancelled)) => {}
+                    Ok(Ok(())) => {
+                        if let Some(coordinator) = task_coordinator {
+                            coordinator.finished(&nodes, head.subtask);
+                        }
+                    }
+                    Ok(Err(TaskError::Cancelled)) => {}
                     Ok(Err(TaskError::Failed(error))) => task_control.fail(*error),
                     Ok(Err(TaskError::User(source))) => {
                         task_control.fail(JobError::OperatorFailed {
@@ -355,6 +410,14 @@ pub(crate) fn launch(
             }
         }
     }
+    if let Some(coordinator) = coordinator {
+        coordinator
+            .spawn_trigger(Arc::clone(&stop_trigger))
+            .map_err(|source| JobError::Spawn {
+                task: "checkpoint coordinator".to_owned(),
+                source,
+            })?;
+    }
     let metrics = graph
         .nodes
         .iter()
@@ -367,7 +430,107 @@ pub(crate) fn launch(
         threads,
         metrics: Arc::new(metrics),
         started,
+        stop_trigger,
     })
+}
+
+/// Runs a job to its end: launches it, and after a failure restarts it from the latest
+/// completed checkpoint as long as the restart strategy allows.
+pub(crate) struct Supervisor {
+    name: String,
+    /// Behind a lock only so the supervisor can be shared; it is read at each launch.
+    graph: Mutex<StreamGraph>,
+    config: ExecConfig,
+    coordinator: Option<Arc<Coordinator>>,
+    /// The running attempt, for cancellation and live metrics.
+    current: Mutex<Option<(Arc<JobControl>, SharedMetrics)>>,
+    cancelled: AtomicBool,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        name: &str,
+        graph: StreamGraph,
+        config: ExecConfig,
+    ) -> Result<Self, JobError> {
+        // Validate before anything runs, so graph errors surface from `execute` directly.
+        JobGraph::build(
+            name,
+            &graph,
+            config.parallelism,
+            config.max_parallelism,
+            config.chaining,
+        )?;
+        let coordinator = config
+            .checkpoint
+            .clone()
+            .map(|c| Arc::new(Coordinator::new(c)));
+        Ok(Supervisor {
+            name: name.to_owned(),
+            graph: Mutex::new(graph),
+            config,
+            coordinator,
+            current: Mutex::new(None),
+            cancelled: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        if let Some((control, _)) = self.current.lock().as_ref() {
+            control.cancel_by_user();
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> Vec<OperatorStats> {
+        match self.current.lock().as_ref() {
+            Some((_, metrics)) => snapshot_metrics(metrics),
+            None => Vec::new(),
+        }
+    }
+
+    pub(crate) fn run(&self) -> Result<JobResult, JobError> {
+        let mut failures = Vec::new();
+        let mut restarts = 0;
+        loop {
+            let job = launch(
+                &self.name,
+                &self.graph.lock(),
+                &self.config,
+                self.coordinator.as_ref(),
+            )?;
+            *self.current.lock() = Some((Arc::clone(&job.control), job.metrics()));
+            if self.cancelled.load(Ordering::Acquire) {
+                job.control.cancel_by_user();
+            }
+            let checkpoints = || self.coordinator.as_ref().map_or(0, |c| c.completed_count());
+            match job.join() {
+                Ok(mut result) => {
+                    result.restarts = restarts;
+                    result.checkpoints = checkpoints();
+                    return Ok(result);
+                }
+                Err(error @ JobError::Cancelled { .. }) => return Err(error),
+                Err(error) => {
+                    if self.cancelled.load(Ordering::Acquire) {
+                        return Err(error);
+                    }
+                    failures.push(Instant::now());
+                    match self.config.restart.next_delay(&failures) {
+                        Some(delay) => {
+                            eprintln!(
+                                "job {:?} failed, restarting in {delay:?}: {error}",
+                                self.name
+                            );
+                            std::thread::sleep(delay);
+                            restarts += 1;
+                        }
+                        None => return Err(error),
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Control over a job started with [`StreamEnv::execute_async`](crate::StreamEnv::execute_async).
@@ -387,40 +550,38 @@ pub(crate) fn launch(
 /// # });
 /// ```
 pub struct JobHandle {
-    control: Arc<JobControl>,
-    metrics: Arc<Vec<(String, usize, Arc<OperatorMetrics>)>>,
+    supervisor: Arc<Supervisor>,
     done: tokio::sync::watch::Receiver<bool>,
     result: Arc<Mutex<Option<Result<JobResult, JobError>>>>,
 }
 
 impl JobHandle {
-    pub(crate) fn spawn(job: RunningJob) -> Result<JobHandle, JobError> {
-        let control = Arc::clone(&job.control);
-        let metrics = job.metrics();
+    pub(crate) fn spawn(supervisor: Supervisor) -> Result<JobHandle, JobError> {
+        let supervisor = Arc::new(supervisor);
         let (done_tx, done) = tokio::sync::watch::channel(false);
         let result = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&result);
+        let running = Arc::clone(&supervisor);
         std::thread::Builder::new()
-            .name(format!("job watcher {:?}", control.name))
+            .name(format!("job supervisor {:?}", supervisor.name))
             .spawn(move || {
-                *slot.lock() = Some(job.join());
+                *slot.lock() = Some(running.run());
                 let _ = done_tx.send(true);
             })
             .map_err(|source| JobError::Spawn {
-                task: "job watcher".to_owned(),
+                task: "job supervisor".to_owned(),
                 source,
             })?;
         Ok(JobHandle {
-            control,
-            metrics,
+            supervisor,
             done,
             result,
         })
     }
 
-    /// Live record counts per operator.
+    /// Live record counts per operator of the running attempt.
     pub fn metrics(&self) -> Vec<OperatorStats> {
-        snapshot_metrics(&self.metrics)
+        self.supervisor.metrics()
     }
 
     /// Whether every task has ended.
@@ -430,14 +591,14 @@ impl JobHandle {
 
     async fn until_done(&self) {
         let mut done = self.done.clone();
-        // An error means the watcher is gone, which only happens after it reported.
+        // An error means the supervisor is gone, which only happens after it reported.
         let _ = done.wait_for(|finished| *finished).await;
     }
 
     /// Cancels the job and waits until every task has stopped: when this returns, no operator
     /// of the job runs any more.
     pub async fn cancel(&self) {
-        self.control.cancel_by_user();
+        self.supervisor.cancel();
         self.until_done().await;
     }
 
@@ -449,7 +610,7 @@ impl JobHandle {
         self.until_done().await;
         self.result.lock().take().unwrap_or_else(|| {
             Err(JobError::Cancelled {
-                job: self.control.name.clone(),
+                job: self.supervisor.name.clone(),
             })
         })
     }

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channel::{CancelFlag, Inbox, MAX_WAIT, Received};
+use crate::checkpoint::{Aligned, BarrierAligner, Coordinator};
 use crate::error::TaskError;
 use crate::graph::TwoInputs;
-use crate::message::Message;
+use crate::message::{Barrier, Message};
 use crate::operator::chain::TwoInputChained;
 use crate::operator::{Output, TwoInputOperator};
 use crate::time::Clock;
@@ -16,6 +17,7 @@ pub(crate) struct TaskEnv {
     pub(crate) cancel: Arc<CancelFlag>,
     pub(crate) buffer_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) checkpoints: Option<Arc<Coordinator>>,
 }
 
 /// The body of one subtask's thread.
@@ -34,7 +36,7 @@ pub(crate) struct InputUpdate {
 ///
 /// A task's watermark is the minimum over its active channels; a channel that is idle or ended
 /// does not hold it back, and the watermark never goes backwards. When every open channel is
-/// idle, the task itself is idle.
+/// idle, the task itself is idle, and its watermark becomes the largest any channel reached.
 pub(crate) struct InputTracker {
     watermarks: Vec<i64>,
     ended: Vec<bool>,
@@ -67,6 +69,16 @@ impl InputTracker {
             self.task_idle = all_idle;
             update.idle = Some(all_idle);
         }
+        // When the last active input goes idle, what every input already promised holds: emit
+        // the largest watermark any of them reached (as Flink's watermark valve does).
+        let min = if all_idle {
+            (0..self.watermarks.len())
+                .filter(|&c| !self.ended[c])
+                .map(|c| self.watermarks[c])
+                .max()
+        } else {
+            min
+        };
         if let Some(min) = min
             && min > self.current
         {
@@ -149,6 +161,63 @@ impl ProcessingTime {
     }
 }
 
+/// A task's part in checkpoints: barrier alignment over its input channels, and telling its
+/// operators when a checkpoint completed.
+pub(crate) struct Checkpointing {
+    aligner: BarrierAligner,
+    coordinator: Option<Arc<Coordinator>>,
+    notified: u64,
+}
+
+impl Checkpointing {
+    pub(crate) fn new(channels: usize, coordinator: Option<&Arc<Coordinator>>) -> Self {
+        Checkpointing {
+            aligner: BarrierAligner::new(channels),
+            notified: coordinator.map_or(0, |c| c.completed()),
+            coordinator: coordinator.cloned(),
+        }
+    }
+
+    fn hold<C: Send>(&self, inbox: &Inbox<C>, channels: usize) {
+        for channel in 0..channels {
+            inbox.set_held(channel, self.aligner.is_held(channel));
+        }
+    }
+
+    /// A barrier arrived on `channel`; returns it once every channel delivered it.
+    pub(crate) fn on_barrier<C: Send>(
+        &mut self,
+        inbox: &Inbox<C>,
+        channel: usize,
+        barrier: Barrier,
+    ) -> Option<Barrier> {
+        let aligned = self.aligner.on_barrier(channel, barrier);
+        self.hold(inbox, inbox.channels());
+        match aligned {
+            Aligned::Complete(barrier) => Some(barrier),
+            Aligned::Hold | Aligned::Ignore => None,
+        }
+    }
+
+    /// `channel` ended; returns the barrier being aligned if that completed it.
+    pub(crate) fn on_end<C: Send>(&mut self, inbox: &Inbox<C>, channel: usize) -> Option<Barrier> {
+        let completed = self.aligner.on_end(channel);
+        if completed.is_some() {
+            self.hold(inbox, inbox.channels());
+        }
+        completed
+    }
+
+    /// The id of a checkpoint that completed since the last call.
+    pub(crate) fn newly_completed(&mut self) -> Option<u64> {
+        let completed = self.coordinator.as_ref()?.completed();
+        (completed > self.notified).then(|| {
+            self.notified = completed;
+            completed
+        })
+    }
+}
+
 /// Flushes a task's output buffers every buffer timeout.
 pub(crate) struct Flusher {
     timeout: Duration,
@@ -197,6 +266,7 @@ impl<B: Send + 'static> TaskBody for OneInputTask<B> {
         let mut inputs = InputTracker::new(self.inbox.channels());
         let mut flusher = Flusher::new(env.buffer_timeout);
         let mut time = ProcessingTime::new(&env.clock);
+        let mut checkpoints = Checkpointing::new(self.inbox.channels(), env.checkpoints.as_ref());
         loop {
             let update = match self.inbox.recv(Some(flusher.deadline())) {
                 Received::Message(channel, Message::Data(batch)) => {
@@ -210,8 +280,16 @@ impl<B: Send + 'static> TaskBody for OneInputTask<B> {
                     inputs.on_watermark(channel, w)
                 }
                 Received::Message(channel, Message::Idle(idle)) => inputs.on_idle(channel, idle),
-                Received::Message(_, Message::Barrier(_)) => InputUpdate::default(),
+                Received::Message(channel, Message::Barrier(barrier)) => {
+                    if let Some(barrier) = checkpoints.on_barrier(&self.inbox, channel, barrier) {
+                        self.chain.emit_barrier(barrier)?;
+                    }
+                    InputUpdate::default()
+                }
                 Received::Message(channel, Message::EndOfInput) => {
+                    if let Some(barrier) = checkpoints.on_end(&self.inbox, channel) {
+                        self.chain.emit_barrier(barrier)?;
+                    }
                     let (update, all_ended) = inputs.on_end(channel);
                     if all_ended {
                         return self.chain.finish();
@@ -233,6 +311,9 @@ impl<B: Send + 'static> TaskBody for OneInputTask<B> {
             if let Some(now) = time.advanced() {
                 self.chain.processing_time(now)?;
             }
+            if let Some(id) = checkpoints.newly_completed() {
+                self.chain.notify_checkpoint_complete(id)?;
+            }
             if flusher.due() {
                 self.chain.flush()?;
             }
@@ -252,6 +333,7 @@ impl<O: TwoInputOperator> TaskBody for TwoInputTask<O> {
         let mut inputs = InputTracker::new(self.inbox.channels());
         let mut flusher = Flusher::new(env.buffer_timeout);
         let mut time = ProcessingTime::new(&env.clock);
+        let mut checkpoints = Checkpointing::new(self.inbox.channels(), env.checkpoints.as_ref());
         loop {
             let update = match self.inbox.recv(Some(flusher.deadline())) {
                 Received::Message(channel, Message::Data(batch)) => {
@@ -268,8 +350,16 @@ impl<O: TwoInputOperator> TaskBody for TwoInputTask<O> {
                     inputs.on_watermark(channel, w)
                 }
                 Received::Message(channel, Message::Idle(idle)) => inputs.on_idle(channel, idle),
-                Received::Message(_, Message::Barrier(_)) => InputUpdate::default(),
+                Received::Message(channel, Message::Barrier(barrier)) => {
+                    if let Some(barrier) = checkpoints.on_barrier(&self.inbox, channel, barrier) {
+                        self.op.emit_barrier(barrier)?;
+                    }
+                    InputUpdate::default()
+                }
                 Received::Message(channel, Message::EndOfInput) => {
+                    if let Some(barrier) = checkpoints.on_end(&self.inbox, channel) {
+                        self.op.emit_barrier(barrier)?;
+                    }
                     let (update, all_ended) = inputs.on_end(channel);
                     if all_ended {
                         return self.op.finish();
@@ -290,6 +380,9 @@ impl<O: TwoInputOperator> TaskBody for TwoInputTask<O> {
             }
             if let Some(now) = time.advanced() {
                 self.op.processing_time(now)?;
+            }
+            if let Some(id) = checkpoints.newly_completed() {
+                self.op.notify_checkpoint_complete(id)?;
             }
             if flusher.due() {
                 self.op.flush()?;

@@ -19,7 +19,7 @@ use crate::channel::{CancelFlag, Inbox, Wake};
 use crate::error::JobError;
 use crate::exchange::{BatchKeySelector, ExchangeWriter, Routing, ShipStrategy};
 use crate::executor::task::{OneInputTask, TaskBody, TwoInputTask};
-use crate::operator::chain::{Chained, Discard, FanOut, OperatorMetrics, TwoInputChained};
+use crate::operator::chain::{Chained, Discard, FanOut, Runtime, TwoInputChained};
 use crate::operator::{Operator, OperatorContext, Output, TwoInputOperator};
 
 /// A type-erased `Arc<Inbox<C>>`.
@@ -33,9 +33,11 @@ pub type NodeId = usize;
 /// What a node needs from the executor to build one subtask.
 pub(crate) struct BuildContext {
     pub(crate) operator: OperatorContext,
-    pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) runtime: Runtime,
     /// Records per batch a source should produce.
     pub(crate) batch_size: usize,
+    /// On restore, for a source: the split blobs every subtask of the source checkpointed.
+    pub(crate) restored_splits: Option<Vec<Vec<u8>>>,
 }
 
 /// Operations on a node's output type, for the executor to combine outputs without knowing it.
@@ -184,7 +186,7 @@ impl<O: Operator> OneInputNode for OperatorNode<O> {
 
     fn chain(&self, ctx: BuildContext, out: AnyOutput) -> AnyOutput {
         let out = downcast_output::<O::Out>(out);
-        let chained = Chained::new((self.make)(), ctx.operator, out, ctx.metrics);
+        let chained = Chained::new((self.make)(), ctx.operator, out, ctx.runtime);
         Box::new(Box::new(chained) as Box<dyn Output<O::In>>)
     }
 
@@ -218,7 +220,7 @@ impl<O: TwoInputOperator> TwoInputNode for TwoInputOperatorNode<O> {
         let out = downcast_output::<O::Out>(out);
         Box::new(TwoInputTask {
             inbox: downcast_inbox::<TwoInputs<O::In1, O::In2>>(inbox),
-            op: TwoInputChained::new((self.make)(), ctx.operator, out, ctx.metrics),
+            op: TwoInputChained::new((self.make)(), ctx.operator, out, ctx.runtime),
         })
     }
 }

@@ -4,9 +4,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::OperatorState;
 use super::{Operator, OperatorContext, Output, TwoInputOperator};
 use crate::batch::Batch;
+use crate::checkpoint::CheckpointAcks;
 use crate::error::{JobError, TaskError, panic_message};
+use crate::graph::NodeId;
+use crate::message::Barrier;
 
 /// Live record counts of one operator, summed over its subtasks.
 #[derive(Debug, Default)]
@@ -76,6 +80,32 @@ impl<B: Batch> Output<B> for Counting<'_, B> {
     fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
         self.inner.emit_idle(idle)
     }
+
+    fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
+        self.inner.emit_barrier(barrier)
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
+        self.inner.notify_checkpoint_complete(checkpoint_id)
+    }
+}
+
+/// An operator's place in a running job: who it is, what it counts, where it reports
+/// checkpoints, and what it restores.
+pub(crate) struct Runtime {
+    pub(crate) node: NodeId,
+    pub(crate) metrics: Arc<OperatorMetrics>,
+    pub(crate) checkpoints: Option<CheckpointAcks>,
+    pub(crate) restore: Option<OperatorState>,
+}
+
+impl Runtime {
+    /// Reports a snapshot to the coordinator.
+    fn ack(&self, ctx: &OperatorContext, checkpoint_id: u64, state: OperatorState) {
+        if let Some(coordinator) = &self.checkpoints {
+            coordinator.ack(checkpoint_id, self.node, ctx.subtask, state);
+        }
+    }
 }
 
 /// An operator together with everything downstream of it in its chain.
@@ -83,7 +113,7 @@ pub(crate) struct Chained<O: Operator> {
     op: O,
     ctx: OperatorContext,
     out: Box<dyn Output<O::Out>>,
-    metrics: Arc<OperatorMetrics>,
+    runtime: Runtime,
     closed: bool,
 }
 
@@ -92,13 +122,13 @@ impl<O: Operator> Chained<O> {
         op: O,
         ctx: OperatorContext,
         out: Box<dyn Output<O::Out>>,
-        metrics: Arc<OperatorMetrics>,
+        runtime: Runtime,
     ) -> Self {
         Chained {
             op,
             ctx,
             out,
-            metrics,
+            runtime,
             closed: false,
         }
     }
@@ -108,11 +138,11 @@ impl<O: Operator> Chained<O> {
         f: impl FnOnce(&mut O, &mut dyn Output<O::Out>) -> Result<(), TaskError>,
     ) -> Result<(), TaskError> {
         let Chained {
-            op, out, metrics, ..
+            op, out, runtime, ..
         } = self;
         let mut counting = Counting {
             inner: out.as_mut(),
-            counter: &metrics.records_out,
+            counter: &runtime.metrics.records_out,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(op, &mut counting)));
         attribute(&self.ctx, result)
@@ -121,7 +151,8 @@ impl<O: Operator> Chained<O> {
 
 impl<O: Operator> Output<O::In> for Chained<O> {
     fn collect(&mut self, batch: O::In) -> Result<(), TaskError> {
-        self.metrics
+        self.runtime
+            .metrics
             .records_in
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.run(|op, out| op.process_batch(batch, out))
@@ -142,7 +173,14 @@ impl<O: Operator> Output<O::In> for Chained<O> {
 
     fn open(&mut self) -> Result<(), TaskError> {
         let ctx = self.ctx.clone();
-        self.run(|op, _| op.open(&ctx))?;
+        let restore = self.runtime.restore.take();
+        self.run(|op, _| {
+            op.open(&ctx)?;
+            match &restore {
+                Some(state) => op.restore_state(state),
+                None => Ok(()),
+            }
+        })?;
         self.out.open()
     }
 
@@ -153,6 +191,23 @@ impl<O: Operator> Output<O::In> for Chained<O> {
 
     fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
         self.out.emit_idle(idle)
+    }
+
+    fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
+        let mut state = None;
+        self.run(|op, _| {
+            state = Some(op.snapshot_state(barrier.checkpoint_id)?);
+            Ok(())
+        })?;
+        if let Some(state) = state {
+            self.runtime.ack(&self.ctx, barrier.checkpoint_id, state);
+        }
+        self.out.emit_barrier(barrier)
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
+        self.run(|op, _| op.notify_checkpoint_complete(checkpoint_id))?;
+        self.out.notify_checkpoint_complete(checkpoint_id)
     }
 }
 
@@ -172,7 +227,7 @@ pub(crate) struct TwoInputChained<O: TwoInputOperator> {
     op: O,
     ctx: OperatorContext,
     out: Box<dyn Output<O::Out>>,
-    metrics: Arc<OperatorMetrics>,
+    runtime: Runtime,
 }
 
 impl<O: TwoInputOperator> TwoInputChained<O> {
@@ -180,13 +235,13 @@ impl<O: TwoInputOperator> TwoInputChained<O> {
         op: O,
         ctx: OperatorContext,
         out: Box<dyn Output<O::Out>>,
-        metrics: Arc<OperatorMetrics>,
+        runtime: Runtime,
     ) -> Self {
         TwoInputChained {
             op,
             ctx,
             out,
-            metrics,
+            runtime,
         }
     }
 
@@ -195,11 +250,11 @@ impl<O: TwoInputOperator> TwoInputChained<O> {
         f: impl FnOnce(&mut O, &mut dyn Output<O::Out>) -> Result<(), TaskError>,
     ) -> Result<(), TaskError> {
         let TwoInputChained {
-            op, out, metrics, ..
+            op, out, runtime, ..
         } = self;
         let mut counting = Counting {
             inner: out.as_mut(),
-            counter: &metrics.records_out,
+            counter: &runtime.metrics.records_out,
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(op, &mut counting)));
         attribute(&self.ctx, result)
@@ -207,19 +262,48 @@ impl<O: TwoInputOperator> TwoInputChained<O> {
 
     pub(crate) fn open(&mut self) -> Result<(), TaskError> {
         let ctx = self.ctx.clone();
-        self.run(|op, _| op.open(&ctx))?;
+        let restore = self.runtime.restore.take();
+        self.run(|op, _| {
+            op.open(&ctx)?;
+            match &restore {
+                Some(state) => op.restore_state(state),
+                None => Ok(()),
+            }
+        })?;
         self.out.open()
     }
 
+    pub(crate) fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
+        let mut state = None;
+        self.run(|op, _| {
+            state = Some(op.snapshot_state(barrier.checkpoint_id)?);
+            Ok(())
+        })?;
+        if let Some(state) = state {
+            self.runtime.ack(&self.ctx, barrier.checkpoint_id, state);
+        }
+        self.out.emit_barrier(barrier)
+    }
+
+    pub(crate) fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint_id: u64,
+    ) -> Result<(), TaskError> {
+        self.run(|op, _| op.notify_checkpoint_complete(checkpoint_id))?;
+        self.out.notify_checkpoint_complete(checkpoint_id)
+    }
+
     pub(crate) fn process1(&mut self, batch: O::In1) -> Result<(), TaskError> {
-        self.metrics
+        self.runtime
+            .metrics
             .records_in
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.run(|op, out| op.process_batch1(batch, out))
     }
 
     pub(crate) fn process2(&mut self, batch: O::In2) -> Result<(), TaskError> {
-        self.metrics
+        self.runtime
+            .metrics
             .records_in
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.run(|op, out| op.process_batch2(batch, out))
@@ -297,6 +381,18 @@ impl<B: Batch> Output<B> for FanOut<B> {
 
     fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
         self.outputs.iter_mut().try_for_each(|o| o.emit_idle(idle))
+    }
+
+    fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|o| o.emit_barrier(barrier))
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|o| o.notify_checkpoint_complete(checkpoint_id))
     }
 }
 

@@ -2,14 +2,13 @@
 
 use std::marker::PhantomData;
 
-use serde::Serialize;
-
 use super::keyed::{Collector, KeyedContext};
 use super::{OperatorContext, Output, TwoInputOperator};
 use crate::batch::{Data, NO_TIMESTAMP, Records};
 use crate::error::{BoxError, TaskError};
 use crate::keys::{encode_key, hash_key_bytes, key_group_for_hash};
 use crate::state::KeyedStateBackend;
+use crate::time::{TimeDomain, Timers};
 
 /// Maps both inputs of connected streams to one output type.
 pub(crate) struct CoMapOperator<A, B, O, F1, F2> {
@@ -176,6 +175,17 @@ pub trait KeyedCoProcessFunction<K, A, B, O>: Send + 'static {
         ctx: &mut KeyedContext<'_, K>,
         out: &mut Collector<'_, O>,
     ) -> Result<(), BoxError>;
+
+    /// A timer of the current key fired. The default does nothing.
+    fn on_timer(
+        &mut self,
+        _timestamp: i64,
+        _domain: TimeDomain,
+        _ctx: &mut KeyedContext<'_, K>,
+        _out: &mut Collector<'_, O>,
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
 
 /// Runs a [`KeyedCoProcessFunction`].
@@ -187,14 +197,43 @@ pub(crate) struct KeyedCoProcessOperator<K, A, B, O, P> {
     pub(crate) key2: Box<dyn Fn(&B) -> K + Send>,
     pub(crate) function: P,
     pub(crate) state: Option<(KeyedStateBackend, OperatorContext)>,
+    pub(crate) timers: Timers<K>,
     pub(crate) scratch: Vec<u8>,
     pub(crate) _types: PhantomData<fn() -> O>,
 }
 
 impl<K, A, B, O, P> KeyedCoProcessOperator<K, A, B, O, P>
 where
-    K: Serialize,
+    K: Data,
+    P: KeyedCoProcessFunction<K, A, B, O>,
 {
+    /// Fires every timer of `domain` due at `limit`, in time order.
+    fn fire(&mut self, domain: TimeDomain, limit: i64) -> Result<Records<O>, BoxError> {
+        let mut results = Records::new();
+        let (backend, operator) = self
+            .state
+            .as_mut()
+            .ok_or("a keyed operator was used before it was opened")?;
+        loop {
+            let queue = match domain {
+                TimeDomain::EventTime => &mut self.timers.event,
+                TimeDomain::ProcessingTime => &mut self.timers.processing,
+            };
+            let Some((timer, key)) = queue.pop_due(limit) else {
+                break;
+            };
+            backend.set_current_key(&timer.key, timer.key_group);
+            backend.set_current_namespace(&timer.namespace);
+            let mut ctx =
+                KeyedContext::new(&key, Some(timer.time), backend, operator, &mut self.timers);
+            let mut out = Collector::new(&mut results, Some(timer.time));
+            self.function
+                .on_timer(timer.time, domain, &mut ctx, &mut out)?;
+        }
+        backend.set_current_namespace(&[]);
+        Ok(results)
+    }
+
     fn run<T>(
         &mut self,
         batch: Records<T>,
@@ -220,7 +259,7 @@ where
             let key_group =
                 key_group_for_hash(hash_key_bytes(&self.scratch), operator.max_parallelism);
             backend.set_current_key(&self.scratch, key_group);
-            let mut ctx = KeyedContext::new(&key, timestamp, backend, operator);
+            let mut ctx = KeyedContext::new(&key, timestamp, backend, operator, &mut self.timers);
             call(
                 &mut self.function,
                 value,
@@ -234,7 +273,7 @@ where
 
 impl<K, A, B, O, P> TwoInputOperator for KeyedCoProcessOperator<K, A, B, O, P>
 where
-    K: Serialize + 'static,
+    K: Data,
     A: Data,
     B: Data,
     O: Data,
@@ -274,6 +313,26 @@ where
             |op, v| (op.key2)(v),
             |f, v, ctx, out| f.process_element2(v, ctx, out),
         )?;
+        emit(results, out)
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut dyn Output<Records<O>>,
+    ) -> Result<(), TaskError> {
+        self.timers.watermark = watermark;
+        let results = self.fire(TimeDomain::EventTime, watermark)?;
+        emit(results, out)?;
+        out.emit_watermark(watermark)
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        out: &mut dyn Output<Records<O>>,
+    ) -> Result<(), TaskError> {
+        let results = self.fire(TimeDomain::ProcessingTime, now_ms)?;
         emit(results, out)
     }
 }

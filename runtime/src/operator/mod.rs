@@ -11,17 +11,22 @@
 //! - `typed`: map, filter, flat-map and sinks over typed [`Records`](crate::Records).
 //! - `keyed`: keyed reduce and keyed process functions with keyed state.
 //! - `co`: two-input operators (co-map, co-process).
+//! - [`calc`]: the vectorised filter + projection of Arrow changelog batches.
 
+pub mod calc;
 pub(crate) mod chain;
 pub mod co;
 pub mod keyed;
+pub mod testing;
 pub mod typed;
+pub(crate) mod watermarks;
 
 use std::sync::Arc;
 
 use crate::batch::Batch;
 use crate::error::TaskError;
 use crate::keys::{KeyGroupRange, key_group_range_for_subtask};
+use crate::message::Barrier;
 use crate::time::{Clock, SystemClock};
 
 /// Where an operator sends what it produces.
@@ -57,6 +62,17 @@ pub trait Output<B>: Send {
     fn emit_idle(&mut self, _idle: bool) -> Result<(), TaskError> {
         Ok(())
     }
+
+    /// A checkpoint barrier: every downstream operator of the chain snapshots its state, then
+    /// the barrier travels on to the next tasks.
+    fn emit_barrier(&mut self, _barrier: Barrier) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint_id` completed: tells every downstream operator of the chain.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<(), TaskError> {
+        Ok(())
+    }
 }
 
 /// Facts about the subtask an operator runs in.
@@ -67,6 +83,7 @@ pub struct OperatorContext {
     pub(crate) parallelism: usize,
     pub(crate) max_parallelism: u16,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) checkpointing: bool,
 }
 
 impl OperatorContext {
@@ -83,7 +100,14 @@ impl OperatorContext {
             parallelism,
             max_parallelism,
             clock: Arc::new(SystemClock),
+            checkpointing: false,
         }
+    }
+
+    /// Whether the job takes checkpoints; exactly-once sinks then publish on checkpoint
+    /// completion instead of right away.
+    pub fn checkpointing(&self) -> bool {
+        self.checkpointing
     }
 
     /// The same context reading processing time from `clock`.
@@ -187,8 +211,36 @@ pub trait Operator: Send + 'static {
         Ok(())
     }
 
+    /// Captures the operator's state for checkpoint `checkpoint_id`: keyed state split by key
+    /// group, so it can be restored at another parallelism. Called between batches, when the
+    /// checkpoint's barrier reaches the operator.
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
+        Ok(OperatorState::default())
+    }
+
+    /// Checkpoint `checkpoint_id` completed: every operator of the job captured its state for it.
+    /// Exactly-once sinks publish here what they wrote before that checkpoint.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Restores state captured by [`Operator::snapshot_state`], after `open` and before the first
+    /// batch. Key groups the subtask does not own are ignored.
+    fn restore_state(&mut self, _state: &OperatorState) -> Result<(), TaskError> {
+        Ok(())
+    }
+
     /// Called once when the task ends, successfully or not.
     fn close(&mut self) {}
+}
+
+/// An operator's captured state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OperatorState {
+    /// Keyed state (and timers), one blob per key group.
+    pub keyed: std::collections::BTreeMap<crate::keys::KeyGroup, Vec<u8>>,
+    /// State that is not keyed (e.g. a source's position), as one blob.
+    pub operator: Vec<u8>,
 }
 
 /// A two-input processing step, the head of its task. All hooks but the two `process_batch`
@@ -241,6 +293,22 @@ pub trait TwoInputOperator: Send + 'static {
 
     /// Both inputs ended; emit whatever is still pending.
     fn finish(&mut self, _out: &mut dyn Output<Self::Out>) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Captures the operator's state for checkpoint `checkpoint_id`; see
+    /// [`Operator::snapshot_state`].
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
+        Ok(OperatorState::default())
+    }
+
+    /// Restores state captured by `snapshot_state`, after `open`.
+    fn restore_state(&mut self, _state: &OperatorState) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint_id` completed.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<(), TaskError> {
         Ok(())
     }
 

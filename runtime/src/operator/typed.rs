@@ -5,7 +5,7 @@
 
 use std::marker::PhantomData;
 
-use super::{Operator, OperatorContext, Output};
+use super::{Operator, OperatorContext, OperatorState, Output};
 use crate::batch::{Data, Records};
 use crate::error::{BoxError, TaskError};
 
@@ -162,6 +162,22 @@ pub trait SinkFunction<T>: Send + 'static {
     fn finish(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Captures the sink's state for checkpoint `checkpoint_id`, e.g. what it wrote but has not
+    /// published yet (the pre-commit of a two-phase commit).
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Vec<u8>, BoxError> {
+        Ok(Vec::new())
+    }
+
+    /// Restores what [`SinkFunction::snapshot_state`] captured, after `open`.
+    fn restore_state(&mut self, _state: &[u8]) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint_id` completed: publish what was written before it (the commit).
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
 
 /// The operator running a [`SinkFunction`].
@@ -196,5 +212,20 @@ impl<T: Data, S: SinkFunction<T>> Operator for SinkOperator<T, S> {
 
     fn finish(&mut self, _out: &mut dyn Output<Records<()>>) -> Result<(), TaskError> {
         Ok(self.sink.finish()?)
+    }
+
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorState, TaskError> {
+        Ok(OperatorState {
+            keyed: Default::default(),
+            operator: self.sink.snapshot_state(checkpoint_id)?,
+        })
+    }
+
+    fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
+        Ok(self.sink.restore_state(&state.operator)?)
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
+        Ok(self.sink.notify_checkpoint_complete(checkpoint_id)?)
     }
 }

@@ -7,8 +7,9 @@
 //! resumes from it: that is what checkpoints store and recovery replays from.
 //!
 //! Built-in sources: collections ([`VecSource`], [`IterSource`]), number sequences and
-//! generators ([`GeneratorSource`]).
+//! generators ([`GeneratorSource`]), Arrow record batches ([`RecordBatchSource`]).
 
+mod arrow;
 mod collection;
 
 use std::fmt::Debug;
@@ -18,14 +19,18 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use self::arrow::{RecordBatchReader, RecordBatchSource, RecordBatchSplit};
 pub use collection::{GeneratorSource, GeneratorSplit, IterSource, IterSplit, VecSource, VecSplit};
 
 use crate::batch::Batch;
 use crate::error::{BoxError, JobError, TaskError};
-use crate::executor::task::{Flusher, TaskBody, TaskEnv};
+use crate::executor::task::{Flusher, ProcessingTime, TaskBody, TaskEnv};
 use crate::graph::{AnyOutput, BuildContext, SourceNode, downcast_output};
-use crate::operator::chain::attribute;
+use crate::message::Barrier;
+use crate::operator::OperatorState;
+use crate::operator::chain::{Runtime, attribute};
 use crate::operator::{OperatorContext, Output};
+use crate::time::{BatchWatermarks, WatermarkUpdate};
 
 /// What a reader has for the task right now.
 #[derive(Debug)]
@@ -87,9 +92,14 @@ pub trait SourceReader: Send + 'static {
     fn snapshot(&self) -> Self::Split;
 }
 
+/// Makes the per-split watermark tracking of a source.
+pub(crate) type WatermarksFactory<B> =
+    std::sync::Arc<dyn Fn(i64) -> Box<dyn BatchWatermarks<B>> + Send + Sync>;
+
 /// The stream-graph node of a source.
 pub(crate) struct SourceOperatorNode<S: Source> {
     pub(crate) source: S,
+    pub(crate) watermarks: Option<WatermarksFactory<S::Batch>>,
 }
 
 impl<S: Source> SourceNode for SourceOperatorNode<S> {
@@ -101,17 +111,48 @@ impl<S: Source> SourceNode for SourceOperatorNode<S> {
             parallelism: op.parallelism,
             source,
         };
-        let splits = self.source.splits(op.parallelism).map_err(failed)?;
+        // A fresh start enumerates the splits; a restore takes every split any subtask
+        // checkpointed (so a restore at another parallelism redistributes them).
+        let splits: Vec<S::Split> = match &ctx.restored_splits {
+            None => self.source.splits(op.parallelism).map_err(failed)?,
+            Some(blobs) => {
+                let mut splits = Vec::new();
+                for blob in blobs {
+                    let mine: Vec<S::Split> = postcard::from_bytes(blob).map_err(|e| {
+                        failed(
+                            format!("the checkpointed source positions do not decode: {e}").into(),
+                        )
+                    })?;
+                    splits.extend(mine);
+                }
+                splits
+            }
+        };
         let mut readers = Vec::new();
         for split in splits.into_iter().skip(op.subtask).step_by(op.parallelism) {
-            readers.push(self.source.create_reader(split).map_err(failed)?);
+            let reader = self.source.create_reader(split).map_err(failed)?;
+            readers.push(SplitReader {
+                reader,
+                watermarks: self
+                    .watermarks
+                    .as_ref()
+                    .map(|make| make(op.processing_time())),
+            });
         }
+        let (triggered, completed) = match &ctx.runtime.checkpoints {
+            Some(c) => (c.triggered(), c.completed()),
+            None => (0, 0),
+        };
         Ok(Box::new(SourceTask::<S> {
             readers,
             out: downcast_output::<S::Batch>(out),
             ctx: ctx.operator,
-            metrics: ctx.metrics,
+            runtime: ctx.runtime,
             batch_size: ctx.batch_size,
+            watermark: i64::MIN,
+            idle: false,
+            triggered,
+            completed,
         }))
     }
 
@@ -120,32 +161,120 @@ impl<S: Source> SourceNode for SourceOperatorNode<S> {
     }
 }
 
-/// The loop of a source subtask: poll every reader round-robin, emit, flush on time, end with
-/// the maximum watermark once every split is exhausted.
+/// A split being read, with its own watermark tracking when the source has a strategy.
+struct SplitReader<S: Source> {
+    reader: S::Reader,
+    watermarks: Option<Box<dyn BatchWatermarks<S::Batch>>>,
+}
+
+/// The loop of a source subtask: poll every split round-robin, emit, generate watermarks per
+/// split (the subtask's watermark is the minimum over its active splits), flush on time, and end
+/// with the maximum watermark once every split is exhausted.
 struct SourceTask<S: Source> {
-    readers: Vec<S::Reader>,
+    readers: Vec<SplitReader<S>>,
     out: Box<dyn Output<S::Batch>>,
     ctx: OperatorContext,
-    metrics: std::sync::Arc<crate::operator::chain::OperatorMetrics>,
+    runtime: Runtime,
     batch_size: usize,
+    /// The last watermark emitted.
+    watermark: i64,
+    /// Whether the subtask announced itself idle.
+    idle: bool,
+    /// The last checkpoint triggered and completed that this subtask saw.
+    triggered: u64,
+    completed: u64,
 }
 
 /// How long an idle source sleeps at most before polling again.
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+
+impl<S: Source> SourceTask<S> {
+    /// Takes part in checkpoints: on a new trigger, records every split's position, acknowledges
+    /// it and emits the barrier (which snapshots the chained operators); on a completion,
+    /// notifies the chain.
+    fn checkpoint(&mut self) -> Result<(), TaskError> {
+        let Some(coordinator) = self.runtime.checkpoints.clone() else {
+            return Ok(());
+        };
+        let triggered = coordinator.triggered();
+        if triggered > self.triggered {
+            self.triggered = triggered;
+            let splits: Vec<S::Split> = self.readers.iter().map(|r| r.reader.snapshot()).collect();
+            let state = OperatorState {
+                keyed: Default::default(),
+                operator: postcard::to_stdvec(&splits)?,
+            };
+            coordinator.ack(triggered, self.runtime.node, self.ctx.subtask, state);
+            self.out.emit_barrier(Barrier {
+                checkpoint_id: triggered,
+                timestamp: self.ctx.processing_time(),
+            })?;
+        }
+        let completed = coordinator.completed();
+        if completed > self.completed {
+            self.completed = completed;
+            self.out.notify_checkpoint_complete(completed)?;
+        }
+        Ok(())
+    }
+
+    /// Emits the subtask's watermark and idleness after a split's tracker changed.
+    fn emit_watermarks(&mut self) -> Result<(), TaskError> {
+        let mut tracked = self
+            .readers
+            .iter()
+            .filter_map(|r| r.watermarks.as_ref())
+            .peekable();
+        if tracked.peek().is_none() {
+            return Ok(());
+        }
+        let mut min: Option<i64> = None;
+        let mut max = i64::MIN;
+        let mut all_idle = true;
+        for w in tracked {
+            max = max.max(w.watermark());
+            if !w.is_idle() {
+                all_idle = false;
+                min = Some(min.map_or(w.watermark(), |m| m.min(w.watermark())));
+            }
+        }
+        // Once every split is idle, the largest watermark any split reached holds.
+        if all_idle {
+            min = Some(max);
+        }
+        if !all_idle && self.idle {
+            self.idle = false;
+            self.out.emit_idle(false)?;
+        }
+        if let Some(min) = min
+            && min > self.watermark
+        {
+            self.watermark = min;
+            self.out.emit_watermark(min)?;
+        }
+        if all_idle && !self.idle {
+            self.idle = true;
+            self.out.emit_idle(true)?;
+        }
+        Ok(())
+    }
+}
 
 impl<S: Source> TaskBody for SourceTask<S> {
     fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<(), TaskError> {
         self.out.open()?;
         let batch_size = self.batch_size;
         let mut flusher = Flusher::new(env.buffer_timeout);
+        let mut time = ProcessingTime::new(&env.clock);
         loop {
             if env.cancel.is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
+            self.checkpoint()?;
             let mut progressed = false;
             let mut i = 0;
             while i < self.readers.len() {
-                let reader = &mut self.readers[i];
+                let reader = &mut self.readers[i].reader;
                 let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(batch_size)));
                 let polled = match polled {
                     Ok(Ok(p)) => p,
@@ -154,22 +283,52 @@ impl<S: Source> TaskBody for SourceTask<S> {
                 };
                 match polled {
                     SourcePoll::Ready(batch) => {
-                        self.metrics
+                        self.runtime
+                            .metrics
                             .records_out
                             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        self.out.collect(batch)?;
                         progressed = true;
+                        match self.readers[i].watermarks.as_mut() {
+                            Some(w) => {
+                                let (batch, update) = w.on_batch(batch, env.clock.now_ms());
+                                if update.idle == Some(false) && self.idle {
+                                    self.idle = false;
+                                    self.out.emit_idle(false)?;
+                                }
+                                self.out.collect(batch)?;
+                                if update != WatermarkUpdate::default() {
+                                    self.emit_watermarks()?;
+                                }
+                            }
+                            None => self.out.collect(batch)?,
+                        }
                         i += 1;
                     }
                     SourcePoll::Idle => i += 1,
                     SourcePoll::Finished => {
                         self.readers.swap_remove(i);
+                        self.emit_watermarks()?;
                     }
                 }
             }
             if self.readers.is_empty() {
+                if self.idle {
+                    self.out.emit_idle(false)?;
+                }
                 self.out.emit_watermark(i64::MAX)?;
                 return self.out.finish();
+            }
+            if let Some(now) = time.advanced() {
+                let mut changed = false;
+                for reader in &mut self.readers {
+                    if let Some(w) = reader.watermarks.as_mut() {
+                        changed |= w.on_tick(now) != WatermarkUpdate::default();
+                    }
+                }
+                if changed {
+                    self.emit_watermarks()?;
+                }
+                self.out.processing_time(now)?;
             }
             if flusher.due() {
                 self.out.flush()?;

@@ -5,5 +5,11 @@
 //! inputs, and an idle input does not hold it back.
 
 mod clock;
+mod timers;
+mod watermark;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use timers::TimeDomain;
+pub(crate) use timers::{TimerKey, Timers};
+pub(crate) use watermark::{BatchWatermarks, WatermarkTracker, WatermarkUpdate};
+pub use watermark::{BoundedOutOfOrderness, WatermarkGenerator, WatermarkStrategy};

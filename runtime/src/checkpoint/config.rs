@@ -1,0 +1,156 @@
+//! Checkpoint and restart settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a job takes checkpoints.
+///
+/// ```
+/// use std::time::Duration;
+/// use rivulet_runtime::checkpoint::CheckpointConfig;
+///
+/// let config = CheckpointConfig::every(Duration::from_secs(10))
+///     .with_timeout(Duration::from_secs(60))
+///     .with_directory("/tmp/rivulet-checkpoints")
+///     .with_retained(3);
+/// assert_eq!(config.interval(), Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) min_pause: Duration,
+    pub(crate) directory: Option<PathBuf>,
+    pub(crate) retained: usize,
+    pub(crate) resume: bool,
+}
+
+impl CheckpointConfig {
+    /// Checkpoints triggered every `interval`.
+    pub fn every(interval: Duration) -> Self {
+        CheckpointConfig {
+            interval,
+            timeout: Duration::from_secs(600),
+            min_pause: Duration::ZERO,
+            directory: None,
+            retained: 2,
+            resume: false,
+        }
+    }
+
+    /// Sets how long a checkpoint may take before it is abandoned.
+    ///
+    /// Default: 10 minutes, as Flink's.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the least time between the end of one checkpoint and the start of the next.
+    ///
+    /// Default: zero.
+    pub fn with_min_pause(mut self, pause: Duration) -> Self {
+        self.min_pause = pause;
+        self
+    }
+
+    /// Stores checkpoints in `directory`, one folder per checkpoint, instead of in memory.
+    ///
+    /// Default: in memory (lost with the process).
+    pub fn with_directory(mut self, directory: impl Into<PathBuf>) -> Self {
+        self.directory = Some(directory.into());
+        self
+    }
+
+    /// Sets how many completed checkpoints are kept; older ones are deleted.
+    ///
+    /// Default: 2, so a corrupt latest checkpoint can fall back to the one before.
+    pub fn with_retained(mut self, retained: usize) -> Self {
+        self.retained = retained.max(1);
+        self
+    }
+
+    /// Starts the job from the latest complete checkpoint in the directory (set with
+    /// [`CheckpointConfig::with_directory`]), as a job that was stopped or killed resumes; a
+    /// corrupt latest checkpoint falls back to the one before.
+    ///
+    /// Default: off; a new job starts from its sources' beginning.
+    pub fn resume_from_latest(mut self) -> Self {
+        self.resume = true;
+        self
+    }
+
+    /// The checkpoint interval.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+}
+
+/// What happens when a task fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartStrategy {
+    /// Fail the job at the first failure.
+    None,
+    /// Restart up to `attempts` times, waiting `delay` before each restart.
+    FixedDelay {
+        /// How many restarts are allowed.
+        attempts: u32,
+        /// The wait before a restart.
+        delay: Duration,
+    },
+    /// Restart as long as at most `max_failures` failures happen within `interval`.
+    FailureRate {
+        /// The most failures allowed within the interval.
+        max_failures: u32,
+        /// The sliding interval failures are counted in.
+        interval: Duration,
+        /// The wait before a restart.
+        delay: Duration,
+    },
+}
+
+impl RestartStrategy {
+    /// Restart up to `attempts` times after `delay`.
+    pub fn fixed_delay(attempts: u32, delay: Duration) -> Self {
+        RestartStrategy::FixedDelay { attempts, delay }
+    }
+
+    /// Decides, given the times of the failures so far (the latest last), whether to restart
+    /// and after which delay.
+    pub(crate) fn next_delay(&self, failures: &[std::time::Instant]) -> Option<Duration> {
+        match *self {
+            RestartStrategy::None => None,
+            RestartStrategy::FixedDelay { attempts, delay } => {
+                (failures.len() as u32 <= attempts).then_some(delay)
+            }
+            RestartStrategy::FailureRate {
+                max_failures,
+                interval,
+                delay,
+            } => {
+                let last = *failures.last()?;
+                let recent = failures
+                    .iter()
+                    .filter(|t| last.duration_since(**t) <= interval)
+                    .count() as u32;
+                (recent <= max_failures).then_some(delay)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn fixed_delay_counts_attempts() {
+        let s = RestartStrategy::fixed_delay(2, Duration::ZERO);
+        let now = Instant::now();
+        assert!(s.next_delay(&[now]).is_some());
+        assert!(s.next_delay(&[now, now]).is_some());
+        assert!(s.next_delay(&[now, now, now]).is_none());
+        assert!(RestartStrategy::None.next_delay(&[now]).is_none());
+    }
+}

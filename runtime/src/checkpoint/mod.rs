@@ -1,0 +1,22 @@
+//! Checkpoints: consistent snapshots of a running job, and recovery from them.
+//!
+//! A coordinator triggers checkpoint `n` periodically. Every source subtask records its split
+//! positions, acknowledges them, and emits barrier `n` in-band; an operator snapshots its state
+//! when the barrier passes it; a task with several input channels first **aligns**: a channel whose
+//! barrier arrived is held back until every channel delivered it. When every operator subtask
+//! acknowledged, the checkpoint is complete: it is stored (with `_metadata` written last and
+//! atomically) and every operator is notified, which is when exactly-once sinks publish. After a
+//! failure the job restarts from the latest complete checkpoint: state restored, sources rewound.
+//!
+//! Modules: `config` (what the user sets), `coordinator` (triggering and acknowledgements),
+//! `storage` (memory or a directory), `align` (barrier alignment at multi-input tasks).
+
+mod align;
+mod config;
+mod coordinator;
+mod storage;
+
+pub(crate) use align::{Aligned, BarrierAligner};
+pub use config::{CheckpointConfig, RestartStrategy};
+pub(crate) use coordinator::{CheckpointAcks, Coordinator};
+pub use storage::{CheckpointError, CompletedCheckpoint, SubtaskState};

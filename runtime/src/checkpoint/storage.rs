@@ -1,0 +1,344 @@
+//! Where completed checkpoints live: in memory, or in a directory with one folder per
+//! checkpoint, per-subtask state files with checksums, and a `_metadata` file written last.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::NodeId;
+use crate::keys::hash_key_bytes;
+use crate::operator::OperatorState;
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// A file of the checkpoint directory could not be written or read.
+    #[error("checkpoint file {path:?}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file does not match the checksum in `_metadata`, or cannot be decoded.
+    #[error("checkpoint file {path:?} is corrupt ({reason}); an older checkpoint will be used")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The state of one operator subtask in a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubtaskState {
+    /// The subtask had finished; it is restored as finished, without state.
+    pub finished: bool,
+    /// What the operator captured.
+    pub state: OperatorState,
+}
+
+/// A checkpoint every operator subtask acknowledged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompletedCheckpoint {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// The state of every operator subtask, by (operator, subtask).
+    pub subtasks: BTreeMap<(NodeId, usize), SubtaskState>,
+}
+
+impl CompletedCheckpoint {
+    /// The keyed state of `node` over all its subtasks, for a subtask to pick its key groups
+    /// from (so a checkpoint restores at another parallelism too).
+    pub(crate) fn keyed_state_of(&self, node: NodeId) -> OperatorState {
+        let mut merged = OperatorState::default();
+        for ((n, _), subtask) in self.subtasks.range((node, 0)..=(node, usize::MAX)) {
+            debug_assert_eq!(*n, node);
+            merged
+                .keyed
+                .extend(subtask.state.keyed.iter().map(|(k, v)| (*k, v.clone())));
+        }
+        merged
+    }
+
+    /// The non-keyed state blobs of every subtask of `node`, in subtask order.
+    pub(crate) fn operator_states_of(&self, node: NodeId) -> Vec<&SubtaskState> {
+        self.subtasks
+            .range((node, 0)..=(node, usize::MAX))
+            .map(|(_, s)| s)
+            .collect()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Metadata {
+    id: u64,
+    files: Vec<FileEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileEntry {
+    node: NodeId,
+    subtask: usize,
+    finished: bool,
+    file: String,
+    checksum: u64,
+}
+
+/// Keeps the last few completed checkpoints.
+pub(crate) enum Storage {
+    Memory {
+        retained: usize,
+        checkpoints: Vec<CompletedCheckpoint>,
+    },
+    Directory {
+        retained: usize,
+        root: PathBuf,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let mut file = fs::File::create(path).map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+impl Storage {
+    pub(crate) fn memory(retained: usize) -> Self {
+        Storage::Memory {
+            retained,
+            checkpoints: Vec::new(),
+        }
+    }
+
+    pub(crate) fn directory(root: PathBuf, retained: usize) -> Self {
+        Storage::Directory { retained, root }
+    }
+
+    /// Stores a completed checkpoint and drops the ones beyond retention.
+    pub(crate) fn store(&mut self, checkpoint: CompletedCheckpoint) -> Result<(), CheckpointError> {
+        match self {
+            Storage::Memory {
+                retained,
+                checkpoints,
+            } => {
+                checkpoints.push(checkpoint);
+                let excess = checkpoints.len().saturating_sub(*retained);
+                checkpoints.drain(..excess);
+                Ok(())
+            }
+            Storage::Directory { retained, root } => {
+                let dir = root.join(format!("chk-{}", checkpoint.id));
+                fs::create_dir_all(&dir).map_err(io(&dir))?;
+                let mut files = Vec::new();
+                for ((node, subtask), state) in &checkpoint.subtasks {
+                    let name = format!("op-{node}-subtask-{subtask}.state");
+                    let bytes = postcard::to_stdvec(&state.state).map_err(|e| {
+                        CheckpointError::Corrupt {
+                            path: dir.join(&name),
+                            reason: format!("could not encode the state: {e}"),
+                        }
+                    })?;
+                    write_file(&dir.join(&name), &bytes)?;
+                    files.push(FileEntry {
+                        node: *node,
+                        subtask: *subtask,
+                        finished: state.finished,
+                        file: name,
+                        checksum: hash_key_bytes(&bytes),
+                    });
+                }
+                let metadata = Metadata {
+                    id: checkpoint.id,
+                    files,
+                };
+                let bytes =
+                    postcard::to_stdvec(&metadata).map_err(|e| CheckpointError::Corrupt {
+                        path: dir.join("_metadata"),
+                        reason: format!("could not encode the metadata: {e}"),
+                    })?;
+                // Written last and atomically: a checkpoint without `_metadata` is incomplete.
+                let tmp = dir.join("_metadata.inprogress");
+                write_file(&tmp, &bytes)?;
+                let target = dir.join("_metadata");
+                fs::rename(&tmp, &target).map_err(io(&target))?;
+                let mut ids = Self::complete_ids(root)?;
+                ids.sort_unstable();
+                let excess = ids.len().saturating_sub(*retained);
+                for id in &ids[..excess] {
+                    let old = root.join(format!("chk-{id}"));
+                    fs::remove_dir_all(&old).map_err(io(&old))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn complete_ids(root: &Path) -> Result<Vec<u64>, CheckpointError> {
+        let mut ids = Vec::new();
+        let entries = match fs::read_dir(root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+            Err(e) => return Err(io(root)(e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if entry.path().join("_metadata").is_file() {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn read(root: &Path, id: u64) -> Result<CompletedCheckpoint, CheckpointError> {
+        let dir = root.join(format!("chk-{id}"));
+        let meta_path = dir.join("_metadata");
+        let bytes = fs::read(&meta_path).map_err(io(&meta_path))?;
+        let metadata: Metadata =
+            postcard::from_bytes(&bytes).map_err(|e| CheckpointError::Corrupt {
+                path: meta_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut subtasks = BTreeMap::new();
+        for entry in metadata.files {
+            let path = dir.join(&entry.file);
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            if hash_key_bytes(&bytes) != entry.checksum {
+                return Err(CheckpointError::Corrupt {
+                    path,
+                    reason: "the checksum does not match".to_owned(),
+                });
+            }
+            let state = postcard::from_bytes(&bytes).map_err(|e| CheckpointError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            subtasks.insert(
+                (entry.node, entry.subtask),
+                SubtaskState {
+                    finished: entry.finished,
+                    state,
+                },
+            );
+        }
+        Ok(CompletedCheckpoint {
+            id: metadata.id,
+            subtasks,
+        })
+    }
+
+    /// The latest completed checkpoint that reads back intact. A corrupt or missing file is
+    /// reported as a warning naming it, and the checkpoint before is tried.
+    pub(crate) fn latest(&self) -> Option<CompletedCheckpoint> {
+        match self {
+            Storage::Memory { checkpoints, .. } => checkpoints.last().cloned(),
+            Storage::Directory { root, .. } => {
+                let mut ids = Self::complete_ids(root).ok()?;
+                ids.sort_unstable();
+                for id in ids.into_iter().rev() {
+                    match Self::read(root, id) {
+                        Ok(checkpoint) => return Some(checkpoint),
+                        Err(error) => eprintln!("warning: skipping checkpoint {id}: {error}"),
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(id: u64) -> CompletedCheckpoint {
+        let mut state = OperatorState::default();
+        state.keyed.insert(3, vec![1, 2, 3]);
+        state.operator = vec![id as u8];
+        let mut subtasks = BTreeMap::new();
+        subtasks.insert(
+            (0, 0),
+            SubtaskState {
+                finished: false,
+                state,
+            },
+        );
+        subtasks.insert(
+            (1, 0),
+            SubtaskState {
+                finished: true,
+                state: OperatorState::default(),
+            },
+        );
+        CompletedCheckpoint { id, subtasks }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "rivulet-storage-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn directory_storage_round_trips_and_retains() {
+        let root = temp_dir("retain");
+        let mut storage = Storage::directory(root.clone(), 2);
+        for id in 1..=3 {
+            storage.store(checkpoint(id)).unwrap();
+        }
+        assert_eq!(storage.latest(), Some(checkpoint(3)));
+        let mut ids = Storage::complete_ids(&root).unwrap();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![2, 3]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_file_falls_back_to_the_previous_checkpoint() {
+        let root = temp_dir("corrupt");
+        let mut storage = Storage::directory(root.clone(), 3);
+        storage.store(checkpoint(1)).unwrap();
+        storage.store(checkpoint(2)).unwrap();
+        let file = root.join("chk-2").join("op-0-subtask-0.state");
+        let mut bytes = fs::read(&file).unwrap();
+        bytes[0] ^= 0xff;
+        fs::write(&file, bytes).unwrap();
+        assert_eq!(storage.latest(), Some(checkpoint(1)));
+        // A checkpoint without `_metadata` is not complete and is never used.
+        fs::create_dir_all(root.join("chk-9")).unwrap();
+        assert_eq!(storage.latest(), Some(checkpoint(1)));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn memory_storage_keeps_the_latest() {
+        let mut storage = Storage::memory(1);
+        storage.store(checkpoint(1)).unwrap();
+        storage.store(checkpoint(2)).unwrap();
+        assert_eq!(storage.latest().map(|c| c.id), Some(2));
+    }
+}

@@ -1,0 +1,283 @@
+//! Checkpoints and recovery: a job that fails and restarts from its latest checkpoint gives the
+//! same results as one that never failed, with nothing lost and nothing duplicated.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy};
+use rivulet_runtime::source::{Source, SourcePoll, SourceReader, VecSplit};
+use rivulet_runtime::{BoxError, Records, SinkFunction, StreamEnv};
+
+/// Numbers `0..total` in `parallelism` splits. The second half of each split waits until a
+/// checkpoint completed, so a failure there always has a checkpoint to restore from.
+#[derive(Clone)]
+struct GatedSource {
+    total: u64,
+    checkpointed: Arc<AtomicBool>,
+    emitted: Arc<AtomicU64>,
+}
+
+struct GatedReader {
+    split: VecSplit,
+    checkpointed: Arc<AtomicBool>,
+    emitted: Arc<AtomicU64>,
+}
+
+impl Source for GatedSource {
+    type Batch = Records<u64>;
+    type Split = VecSplit;
+    type Reader = GatedReader;
+
+    fn splits(&self, parallelism: usize) -> Result<Vec<VecSplit>, BoxError> {
+        let p = parallelism as u64;
+        Ok((0..p)
+            .map(|i| VecSplit {
+                start: self.total * i / p,
+                end: self.total * (i + 1) / p,
+                position: self.total * i / p,
+            })
+            .collect())
+    }
+
+    fn create_reader(&self, split: VecSplit) -> Result<GatedReader, BoxError> {
+        Ok(GatedReader {
+            split,
+            checkpointed: Arc::clone(&self.checkpointed),
+            emitted: Arc::clone(&self.emitted),
+        })
+    }
+}
+
+impl SourceReader for GatedReader {
+    type Batch = Records<u64>;
+    type Split = VecSplit;
+
+    fn poll(&mut self, _max: usize) -> Result<SourcePoll<Records<u64>>, BoxError> {
+        let VecSplit {
+            start,
+            end,
+            position,
+        } = self.split;
+        if position >= end {
+            return Ok(SourcePoll::Finished);
+        }
+        let half = start + (end - start) / 2;
+        if position >= half && !self.checkpointed.load(Ordering::SeqCst) {
+            return Ok(SourcePoll::Idle);
+        }
+        // Small batches, so barriers fall between them often.
+        let to = (position + 50).min(end);
+        self.split.position = to;
+        self.emitted.fetch_add(to - position, Ordering::SeqCst);
+        Ok(SourcePoll::Ready(Records::from(
+            (position..to).collect::<Vec<_>>(),
+        )))
+    }
+
+    fn snapshot(&self) -> VecSplit {
+        self.split.clone()
+    }
+}
+
+/// Opens the gate once a checkpoint completed.
+#[derive(Clone)]
+struct CheckpointWatch {
+    checkpointed: Arc<AtomicBool>,
+}
+
+impl SinkFunction<u64> for CheckpointWatch {
+    fn write_batch(&mut self, _batch: Records<u64>) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn notify_checkpoint_complete(&mut self, _id: u64) -> Result<(), BoxError> {
+        self.checkpointed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Runs the counting job; `fail_at` makes the map fail once at that record.
+fn run(
+    total: u64,
+    parallelism: usize,
+    fail_at: Option<u64>,
+    directory: Option<std::path::PathBuf>,
+) -> (Vec<(u64, u64)>, u32, u64) {
+    let checkpointed = Arc::new(AtomicBool::new(false));
+    let armed = Arc::new(AtomicBool::new(fail_at.is_some()));
+    let mut checkpoints = CheckpointConfig::every(Duration::from_millis(5));
+    if let Some(dir) = directory {
+        checkpoints = checkpoints.with_directory(dir);
+    }
+    let env = StreamEnv::new()
+        .with_parallelism(parallelism)
+        .with_buffer_timeout(Duration::from_millis(1))
+        .with_checkpointing(checkpoints)
+        .with_restart_strategy(RestartStrategy::fixed_delay(3, Duration::ZERO));
+    let numbers = env.from_source(GatedSource {
+        total,
+        checkpointed: Arc::clone(&checkpointed),
+        emitted: Arc::default(),
+    });
+    numbers.sink(CheckpointWatch {
+        checkpointed: Arc::clone(&checkpointed),
+    });
+    let fail = fail_at.unwrap_or(u64::MAX);
+    let counts = numbers
+        .map(move |x| {
+            if x == fail && armed.swap(false, Ordering::SeqCst) {
+                panic!("injected failure at {x}");
+            }
+            (x % 7, 1u64)
+        })
+        .key_by(|(k, _)| *k)
+        .sum(|(_, n)| n)
+        .collect();
+    let result = env.execute("counting").unwrap();
+    (counts.take_sorted(), result.restarts, result.checkpoints)
+}
+
+fn expected(total: u64) -> Vec<(u64, u64)> {
+    let mut all = Vec::new();
+    for k in 0..7 {
+        let n = (0..total).filter(|x| x % 7 == k).count() as u64;
+        all.extend((1..=n).map(|c| (k, c)));
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn a_restored_job_equals_an_uninterrupted_one() {
+    let total = 4_000;
+    let (uninterrupted, restarts, _) = run(total, 2, None, None);
+    assert_eq!(restarts, 0);
+    assert_eq!(uninterrupted, expected(total));
+    let (restored, restarts, checkpoints) = run(total, 2, Some(3_900), None);
+    assert_eq!(restarts, 1);
+    assert!(checkpoints >= 1);
+    assert!(
+        restored == uninterrupted,
+        "restored run: {} records, uninterrupted: {}",
+        restored.len(),
+        uninterrupted.len()
+    );
+}
+
+#[test]
+fn checkpoints_in_a_directory_restore_the_job() {
+    let dir = std::env::temp_dir().join(format!("rivulet-ckpt-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = 3_000;
+    let (restored, restarts, _) = run(total, 2, Some(2_990), Some(dir.clone()));
+    assert_eq!(restarts, 1);
+    assert!(restored == expected(total), "{} records", restored.len());
+    let complete: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("_metadata").is_file())
+        .collect();
+    assert!(
+        !complete.is_empty() && complete.len() <= 2,
+        "retained {}",
+        complete.len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn without_a_restart_strategy_the_failure_fails_the_job() {
+    let env = StreamEnv::new()
+        .with_parallelism(1)
+        .with_checkpointing(CheckpointConfig::every(Duration::from_millis(5)));
+    env.from_sequence(0..100)
+        .map(|x| if x == 50 { panic!("boom") } else { x })
+        .for_each(|_| {});
+    assert!(env.execute("no restarts").is_err());
+}
+
+#[test]
+fn a_new_job_resumes_from_the_latest_checkpoint_in_its_directory() {
+    let dir = std::env::temp_dir().join(format!("rivulet-resume-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = 2_000u64;
+    let job = |resume: bool, gate: Arc<AtomicBool>, emitted: Arc<AtomicU64>| {
+        let mut checkpoints =
+            CheckpointConfig::every(Duration::from_millis(5)).with_directory(dir.clone());
+        if resume {
+            checkpoints = checkpoints.resume_from_latest();
+        }
+        let env = StreamEnv::new()
+            .with_parallelism(2)
+            .with_buffer_timeout(Duration::from_millis(1))
+            .with_checkpointing(checkpoints);
+        let counts = env
+            .from_source(GatedSource {
+                total,
+                checkpointed: gate,
+                emitted,
+            })
+            .map(|x| (x % 7, 1u64))
+            .key_by(|(k, _)| *k)
+            .sum(|(_, n)| n)
+            .collect();
+        (env, counts)
+    };
+    // The first run reads half of the input (its gate never opens) and is stopped once a
+    // checkpoint covering every key completed.
+    let (env, first) = job(false, Arc::new(AtomicBool::new(false)), Arc::default());
+    let handle = env.execute_async("first run").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(first.take());
+        let mut keys: Vec<u64> = seen.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.len() == 7 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint completed"
+        );
+        std::thread::yield_now();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(handle.cancel());
+    // The second run resumes: the sources continue from their checkpointed positions and the
+    // counts from their checkpointed values.
+    let emitted = Arc::new(AtomicU64::new(0));
+    let (env, second) = job(true, Arc::new(AtomicBool::new(true)), Arc::clone(&emitted));
+    env.execute("second run").unwrap();
+    let emitted = emitted.load(Ordering::SeqCst);
+    assert!(
+        emitted < total,
+        "the second run read all {emitted} records again"
+    );
+    // The restored sink first publishes the checkpoint's pre-committed output (counts up to the
+    // checkpoint), then the counts after it: every count exactly once.
+    let second = second.take_sorted();
+    assert!(second == expected(total), "{} records", second.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// Wherever the failure strikes, the restored job's output equals the uninterrupted one.
+    #[test]
+    fn any_failure_point_restores_exactly_once(
+        fail_at in 0u64..2_000,
+        parallelism in 1usize..4,
+    ) {
+        let total = 2_000;
+        let (restored, restarts, _) = run(total, parallelism, Some(fail_at), None);
+        prop_assert_eq!(restarts, 1);
+        prop_assert!(restored == expected(total), "{} records", restored.len());
+    }
+}
