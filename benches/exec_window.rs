@@ -3,40 +3,19 @@
 //! One million records over 1000 keys, parallelism 1, timestamps increasing. Prints records/s.
 
 use std::hint::black_box;
-use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rivulet::runtime::state::AggregateFunction;
+use rivulet::runtime::time::WatermarkStrategy;
 use rivulet::runtime::window::{EventTimeSessionWindows, TumblingEventTimeWindows};
-use rivulet::runtime::{DataStream, Operator, Output, Records, StreamEnv, TaskError};
+use rivulet::runtime::{DataStream, StreamEnv};
 
 const RECORDS: u64 = 1_000_000;
 const KEYS: u64 = 1_000;
 
 /// (key, timestamp in ms)
 type Event = (u32, i64);
-
-/// Stamps records with their timestamp field and emits the watermark `max - 1` after every
-/// batch (until `assign_timestamps_and_watermarks` lands).
-struct Stamp<T>(i64, PhantomData<fn(T)>);
-
-impl Operator for Stamp<Event> {
-    type In = Records<Event>;
-    type Out = Records<Event>;
-
-    fn process_batch(
-        &mut self,
-        batch: Records<Event>,
-        out: &mut dyn Output<Records<Event>>,
-    ) -> Result<(), TaskError> {
-        let values = batch.into_values();
-        let timestamps: Vec<i64> = values.iter().map(|e| e.1).collect();
-        self.0 = timestamps.iter().copied().fold(self.0, i64::max);
-        out.collect(Records::with_timestamps(values, timestamps))?;
-        out.emit_watermark(self.0 - 1)
-    }
-}
 
 /// Counts records.
 #[derive(Clone)]
@@ -61,7 +40,10 @@ impl AggregateFunction<Event> for Count {
 
 fn source(env: &StreamEnv, timestamp: fn(u64) -> i64) -> DataStream<Event> {
     env.from_generator(RECORDS, move |i| ((i % KEYS) as u32, timestamp(i)))
-        .transform("stamp", || Stamp(i64::MIN, PhantomData))
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|e: &Event, _| e.1),
+        )
 }
 
 fn run(build: impl Fn(&StreamEnv)) -> Duration {

@@ -15,7 +15,7 @@ use crate::batch::{Batch, Data, NO_TIMESTAMP, Records};
 use crate::error::TaskError;
 use crate::keys::{KeyGroup, encode_key, hash_key_bytes, key_group_for_hash};
 use crate::operator::keyed::Collector;
-use crate::operator::{Operator, OperatorContext, Output};
+use crate::operator::{Operator, OperatorContext, OperatorState, Output};
 use crate::state::{KeyedStateBackend, StateValue, ValueState};
 use crate::time::Clock;
 
@@ -236,7 +236,6 @@ where
 
     /// Serializes the window state of `key_group` (contents, keys, trigger registrations and
     /// sessions); the index is not written, it is rebuilt from this on restore.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn snapshot_key_group(&mut self, key_group: KeyGroup) -> Result<Vec<u8>, TaskError> {
         Ok(opened(&mut self.backend)?.snapshot_key_group(key_group)?)
     }
@@ -244,7 +243,6 @@ where
     /// Restores the window state of `key_group` written by
     /// [`snapshot_key_group`](Self::snapshot_key_group) (possibly by a subtask with other key
     /// groups) and enters its windows into the index.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn restore_key_group(
         &mut self,
         key_group: KeyGroup,
@@ -874,6 +872,27 @@ where
         Self::emit(results, Records::new(), out)
     }
 
+    /// One blob per owned key group: the window state; the index is rebuilt on restore.
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
+        let mut state = OperatorState::default();
+        for key_group in opened(&mut self.backend)?.key_group_range() {
+            state
+                .keyed
+                .insert(key_group, self.snapshot_key_group(key_group)?);
+        }
+        Ok(state)
+    }
+
+    fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
+        let owned = opened(&mut self.backend)?.key_group_range();
+        for (&key_group, bytes) in &state.keyed {
+            if owned.contains(&key_group) {
+                self.restore_key_group(key_group, bytes)?;
+            }
+        }
+        Ok(())
+    }
+
     /// At the end of input event time ends (watermark `i64::MAX`), and processing-time windows
     /// fire as in Flink's batch execution, so no window state is left.
     fn finish(&mut self, out: &mut dyn Output<Self::Out>) -> Result<(), TaskError> {
@@ -1145,19 +1164,14 @@ mod tests {
         let mut out = Recorder::default();
         before.process_batch(batch(records), &mut out).unwrap();
         before.process_watermark(watermark, &mut out).unwrap();
-        let snapshots: Vec<(KeyGroup, Vec<u8>)> = (0..8)
-            .map(|kg| (kg, before.snapshot_key_group(kg).unwrap()))
-            .collect();
+        let snapshot = before.snapshot_state(1).unwrap();
+        assert_eq!(snapshot.keyed.len(), 8);
         let mut after = Recorder::default();
         for subtask in 0..parallelism {
             let ctx = OperatorContext::new("window", subtask, parallelism, 8);
             let mut op = operator(assigner.clone(), sum(), 0);
             op.open(&ctx).unwrap();
-            for (kg, bytes) in &snapshots {
-                if ctx.key_group_range().contains(*kg) {
-                    op.restore_key_group(*kg, bytes).unwrap();
-                }
-            }
+            op.restore_state(&snapshot).unwrap();
             let mut scratch = Vec::new();
             let owned: Vec<(u32, u64, i64)> = later
                 .iter()
