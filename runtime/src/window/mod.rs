@@ -16,8 +16,43 @@
 //! [`DataStream::window_all`](crate::DataStream::window_all)), which returns a
 //! [`WindowedStream`](crate::datastream::WindowedStream).
 //!
+//! Late records (their windows' end plus the allowed lateness passed by the watermark) are dropped
+//! and counted, or, after [`side_output_late_data`], returned as a second stream. Window state is
+//! keyed state, checkpointed per key group; the index is rebuilt from it on restore.
+//!
 //! [`reduce`]: crate::datastream::WindowedStream::reduce
 //! [`aggregate`]: crate::datastream::WindowedStream::aggregate
+//! [`side_output_late_data`]: crate::datastream::WindowedStream::side_output_late_data
+//!
+//! Clicks per user and minute of event time, with records up to 5 s out of order:
+//!
+//! ```
+//! use std::time::Duration;
+//! use rivulet_runtime::StreamEnv;
+//! use rivulet_runtime::time::WatermarkStrategy;
+//! use rivulet_runtime::window::TumblingEventTimeWindows;
+//!
+//! let env = StreamEnv::new().with_parallelism(2);
+//! // (user, clicks, timestamp in ms)
+//! let clicks = vec![(1u32, 1u64, 1_000i64), (2, 1, 2_000), (1, 1, 59_000), (1, 1, 61_000)];
+//! let per_minute = env
+//!     .from_vec(clicks)
+//!     .assign_timestamps_and_watermarks(
+//!         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(5))
+//!             .with_timestamp_assigner(|c: &(u32, u64, i64), _| c.2),
+//!     )
+//!     .key_by(|c| c.0)
+//!     .window(TumblingEventTimeWindows::of(Duration::from_secs(60)))
+//!     .reduce(|a, b| (a.0, a.1 + b.1, a.2.min(b.2)))
+//!     .collect();
+//! env.execute("clicks per minute").unwrap();
+//! assert_eq!(
+//!     per_minute.take_sorted(),
+//!     vec![(1, 1, 61_000), (1, 2, 1_000), (2, 1, 2_000)]
+//! );
+//! ```
+//!
+//! Global windows with a count trigger:
 //!
 //! ```
 //! use rivulet_runtime::StreamEnv;
