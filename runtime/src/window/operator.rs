@@ -1228,6 +1228,78 @@ mod tests {
     }
 
     #[test]
+    fn processing_time_sessions_merge_and_fire_from_the_clock() {
+        let clock = ManualClock::new(0);
+        let mut op = operator(
+            crate::window::ProcessingTimeSessionWindows::with_gap(Duration::from_millis(10)),
+            sum(),
+            0,
+        );
+        let ctx = OperatorContext::new("window", 0, 1, 8).with_clock(Arc::new(clock.clone()));
+        op.open(&ctx).unwrap();
+        let mut out = Recorder::default();
+        op.process_batch(Records::from(vec![(1, 1)]), &mut out)
+            .unwrap();
+        clock.set(5);
+        op.process_batch(Records::from(vec![(1, 2)]), &mut out)
+            .unwrap();
+        op.on_processing_time(13, &mut out).unwrap();
+        assert!(out.results.is_empty(), "the session grew to [0, 15)");
+        op.on_processing_time(14, &mut out).unwrap();
+        assert_eq!(out.results, vec![((1, 3), 14)]);
+        assert_eq!(op.state_entries(), 0);
+    }
+
+    /// Fires and purges every second record; registers nothing.
+    #[derive(Clone)]
+    struct EverySecond;
+
+    impl<W: Window> Trigger<W> for EverySecond {
+        fn on_element(&mut self, _: i64, _: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+            let seen = ctx.state() + 1;
+            ctx.set_state(seen % 2);
+            if seen == 2 {
+                TriggerResult::FireAndPurge
+            } else {
+                TriggerResult::Continue
+            }
+        }
+
+        fn on_event_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+            TriggerResult::Continue
+        }
+
+        fn on_processing_time(
+            &mut self,
+            _: i64,
+            _: &W,
+            _: &mut TriggerContext<'_>,
+        ) -> TriggerResult {
+            TriggerResult::Continue
+        }
+    }
+
+    #[test]
+    fn a_custom_trigger_fires_and_purges() {
+        let mut op = operator(
+            crate::window::TumblingEventTimeWindows::of(Duration::from_millis(100)),
+            sum(),
+            0,
+        );
+        op.trigger = Box::new(EverySecond);
+        op.open(&OperatorContext::new("window", 0, 1, 8)).unwrap();
+        let mut out = Recorder::default();
+        let records: Vec<(u32, u64, i64)> = (1..=5).map(|i| (1, i, i as i64)).collect();
+        op.process_batch(batch(&records), &mut out).unwrap();
+        assert_eq!(out.results, vec![((1, 3), 99), ((1, 7), 99)]);
+        // The fifth record stays; the window's end does not fire it (the trigger ignores time),
+        // and the window's state goes at its cleanup time.
+        op.process_watermark(99, &mut out).unwrap();
+        assert_eq!(out.results.len(), 2);
+        assert_eq!(op.state_entries(), 0);
+    }
+
+    #[test]
     fn event_time_windows_reject_records_without_timestamps() {
         let mut op = operator(
             EventTimeSessionWindows::with_gap(Duration::from_millis(10)),
