@@ -386,7 +386,8 @@ where
         timers: &[(TimeDomain, i64)],
     ) {
         let cleanup = self.cleanup_time(window);
-        for &(domain, time) in timers.iter().chain([&cleanup]) {
+        // A registration at the cleanup time shares the cleanup entry.
+        for &(domain, time) in timers.iter().filter(|t| **t != cleanup).chain([&cleanup]) {
             let entry = (
                 time,
                 key_group,
