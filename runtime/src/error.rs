@@ -45,6 +45,25 @@ pub enum JobError {
     /// The job graph is not valid; the message says which operator and what to change.
     #[error("invalid job graph: {0}")]
     InvalidGraph(#[from] GraphError),
+    /// A savepoint could not be taken or read.
+    #[error("savepoint {path:?}: {source}")]
+    Savepoint {
+        /// The savepoint folder (or the directory it was to be written to).
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: crate::checkpoint::CheckpointError,
+    },
+    /// A savepoint holds state for an operator the job does not have.
+    #[error(
+        "savepoint {path:?} has state for operator {operator:?}, which this job does not have; give the operator the same uid as before, or allow non-restored state"
+    )]
+    UnknownSavepointState {
+        /// The operator id in the savepoint.
+        operator: String,
+        /// The savepoint folder.
+        path: std::path::PathBuf,
+    },
     /// The operating system refused to start a task thread.
     #[error("could not start the thread of task {task:?}: {source}")]
     Spawn {

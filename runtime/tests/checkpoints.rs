@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy};
+use rivulet_runtime::checkpoint::{
+    CheckpointConfig, CheckpointingMode, RestartStrategy, SavepointRestore,
+};
 use rivulet_runtime::source::{Source, SourcePoll, SourceReader, VecSplit};
 use rivulet_runtime::{BoxError, Records, SinkFunction, StreamEnv};
 
@@ -17,12 +19,15 @@ struct GatedSource {
     total: u64,
     checkpointed: Arc<AtomicBool>,
     emitted: Arc<AtomicU64>,
+    /// The source fails once when a batch would include this record.
+    fail_at: Option<(u64, Arc<AtomicBool>)>,
 }
 
 struct GatedReader {
     split: VecSplit,
     checkpointed: Arc<AtomicBool>,
     emitted: Arc<AtomicU64>,
+    fail_at: Option<(u64, Arc<AtomicBool>)>,
 }
 
 impl Source for GatedSource {
@@ -46,6 +51,7 @@ impl Source for GatedSource {
             split,
             checkpointed: Arc::clone(&self.checkpointed),
             emitted: Arc::clone(&self.emitted),
+            fail_at: self.fail_at.clone(),
         })
     }
 }
@@ -69,6 +75,12 @@ impl SourceReader for GatedReader {
         }
         // Small batches, so barriers fall between them often.
         let to = (position + 50).min(end);
+        if let Some((at, armed)) = &self.fail_at
+            && (position..to).contains(at)
+            && armed.swap(false, Ordering::SeqCst)
+        {
+            return Err(format!("the source failed before record {at}").into());
+        }
         self.split.position = to;
         self.emitted.fetch_add(to - position, Ordering::SeqCst);
         Ok(SourcePoll::Ready(Records::from(
@@ -98,37 +110,51 @@ impl SinkFunction<u64> for CheckpointWatch {
     }
 }
 
-/// Runs the counting job; `fail_at` makes the map fail once at that record.
-fn run(
+/// Where a run fails: the map once at each of `map_at`, the source once at `source_at`.
+#[derive(Clone, Default)]
+struct Failures {
+    map_at: Vec<u64>,
+    source_at: Option<u64>,
+}
+
+/// Runs the counting job with the given failures; returns the sorted output, the number of
+/// restarts and of completed checkpoints.
+fn run_with(
     total: u64,
     parallelism: usize,
-    fail_at: Option<u64>,
-    directory: Option<std::path::PathBuf>,
+    failures: Failures,
+    config: impl FnOnce(CheckpointConfig) -> CheckpointConfig,
 ) -> (Vec<(u64, u64)>, u32, u64) {
     let checkpointed = Arc::new(AtomicBool::new(false));
-    let armed = Arc::new(AtomicBool::new(fail_at.is_some()));
-    let mut checkpoints = CheckpointConfig::every(Duration::from_millis(5));
-    if let Some(dir) = directory {
-        checkpoints = checkpoints.with_directory(dir);
-    }
     let env = StreamEnv::new()
         .with_parallelism(parallelism)
         .with_buffer_timeout(Duration::from_millis(1))
-        .with_checkpointing(checkpoints)
-        .with_restart_strategy(RestartStrategy::fixed_delay(3, Duration::ZERO));
+        .with_checkpointing(config(CheckpointConfig::every(Duration::from_millis(5))))
+        .with_restart_strategy(RestartStrategy::fixed_delay(5, Duration::ZERO));
     let numbers = env.from_source(GatedSource {
         total,
         checkpointed: Arc::clone(&checkpointed),
         emitted: Arc::default(),
+        fail_at: failures
+            .source_at
+            .map(|at| (at, Arc::new(AtomicBool::new(true)))),
     });
     numbers.sink(CheckpointWatch {
         checkpointed: Arc::clone(&checkpointed),
     });
-    let fail = fail_at.unwrap_or(u64::MAX);
+    let armed: Arc<Vec<(u64, AtomicBool)>> = Arc::new(
+        failures
+            .map_at
+            .iter()
+            .map(|at| (*at, AtomicBool::new(true)))
+            .collect(),
+    );
     let counts = numbers
         .map(move |x| {
-            if x == fail && armed.swap(false, Ordering::SeqCst) {
-                panic!("injected failure at {x}");
+            for (at, live) in armed.iter() {
+                if x == *at && live.swap(false, Ordering::SeqCst) {
+                    panic!("injected failure at {x}");
+                }
             }
             (x % 7, 1u64)
         })
@@ -137,6 +163,23 @@ fn run(
         .collect();
     let result = env.execute("counting").unwrap();
     (counts.take_sorted(), result.restarts, result.checkpoints)
+}
+
+/// Runs the counting job; `fail_at` makes the map fail once at that record.
+fn run(
+    total: u64,
+    parallelism: usize,
+    fail_at: Option<u64>,
+    directory: Option<std::path::PathBuf>,
+) -> (Vec<(u64, u64)>, u32, u64) {
+    let failures = Failures {
+        map_at: fail_at.into_iter().collect(),
+        source_at: None,
+    };
+    run_with(total, parallelism, failures, |c| match directory {
+        Some(dir) => c.with_directory(dir),
+        None => c,
+    })
 }
 
 fn expected(total: u64) -> Vec<(u64, u64)> {
@@ -218,6 +261,7 @@ fn a_new_job_resumes_from_the_latest_checkpoint_in_its_directory() {
                 total,
                 checkpointed: gate,
                 emitted,
+                fail_at: None,
             })
             .map(|x| (x % 7, 1u64))
             .key_by(|(k, _)| *k)
@@ -249,6 +293,7 @@ fn a_new_job_resumes_from_the_latest_checkpoint_in_its_directory() {
         .build()
         .unwrap();
     rt.block_on(handle.cancel());
+    seen.extend(first.take());
     // The second run resumes: the sources continue from their checkpointed positions and the
     // counts from their checkpointed values.
     let emitted = Arc::new(AtomicU64::new(0));
@@ -259,10 +304,147 @@ fn a_new_job_resumes_from_the_latest_checkpoint_in_its_directory() {
         emitted < total,
         "the second run read all {emitted} records again"
     );
-    // The restored sink first publishes the checkpoint's pre-committed output (counts up to the
-    // checkpoint), then the counts after it: every count exactly once.
+    // The restored sink first publishes the checkpoint's pre-committed output (which the first
+    // run may have published too: the collect handle of another run cannot deduplicate it, a
+    // file sink's idempotent commits do), then the counts after it. Together the two runs
+    // published every count, and the second run none twice.
+    let mut second = second.take_sorted();
+    let before = second.len();
+    second.dedup();
+    assert_eq!(
+        second.len(),
+        before,
+        "the second run published a count twice"
+    );
+    seen.extend(second);
+    seen.sort_unstable();
+    seen.dedup();
+    assert!(seen == expected(total), "{} distinct counts", seen.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn several_failures_in_operators_and_sources_are_all_recovered() {
+    let total = 4_000;
+    for parallelism in [1, 2] {
+        let failures = Failures {
+            map_at: vec![2_500, 3_100, 3_900],
+            source_at: Some(2_800),
+        };
+        let (restored, restarts, _) = run_with(total, parallelism, failures, |c| c);
+        assert_eq!(restarts, 4, "parallelism {parallelism}");
+        assert!(
+            restored == expected(total),
+            "parallelism {parallelism}: {} records",
+            restored.len()
+        );
+    }
+}
+
+#[test]
+fn at_least_once_mode_loses_nothing() {
+    let total = 4_000;
+    let failures = Failures {
+        map_at: vec![3_000],
+        source_at: None,
+    };
+    let (restored, restarts, _) = run_with(total, 2, failures, |c| {
+        c.with_mode(CheckpointingMode::AtLeastOnce)
+    });
+    assert_eq!(restarts, 1);
+    // Every count appears at least once; some may appear twice.
+    let mut distinct = restored.clone();
+    distinct.dedup();
+    let expected = expected(total);
+    assert!(
+        expected.iter().all(|e| distinct.binary_search(e).is_ok()),
+        "a count is missing"
+    );
+}
+
+#[test]
+fn a_savepoint_taken_at_parallelism_two_restores_at_three() {
+    let dir = std::env::temp_dir().join(format!("rivulet-savepoint-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = 3_000u64;
+    let job = |parallelism: usize, gate: bool, restore: Option<SavepointRestore>| {
+        let mut env = StreamEnv::new()
+            .with_parallelism(parallelism)
+            .with_buffer_timeout(Duration::from_millis(1));
+        if let Some(restore) = restore {
+            env = env.with_savepoint_restore(restore);
+        }
+        let emitted = Arc::new(AtomicU64::new(0));
+        let counts = env
+            .from_source(GatedSource {
+                total,
+                checkpointed: Arc::new(AtomicBool::new(gate)),
+                emitted: Arc::clone(&emitted),
+                fail_at: None,
+            })
+            .uid("numbers")
+            .map(|x| (x % 7, 1u64))
+            .uid("pairs")
+            .key_by(|(k, _)| *k)
+            .sum(|(_, n)| n)
+            .uid("counts")
+            .collect();
+        (env, counts, emitted)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // Parallelism 2, half of the input: stop with a savepoint once every key was counted.
+    let (env, first, _) = job(2, false, None);
+    let handle = env.execute_async("before").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(first.take());
+        let mut keys: Vec<u64> = seen.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.len() == 7 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::yield_now();
+    }
+    let savepoint = rt.block_on(handle.stop_with_savepoint(&dir)).unwrap();
+    assert!(savepoint.join("_metadata").is_file());
+    seen.extend(first.take());
+    // Parallelism 3 from the savepoint, the whole input.
+    let (env, second, emitted) = job(3, true, Some(SavepointRestore::from(&savepoint)));
+    env.execute("after").unwrap();
+    assert!(emitted.load(Ordering::SeqCst) < total);
     let second = second.take_sorted();
-    assert!(second == expected(total), "{} records", second.len());
+    assert!(
+        second.iter().all(|(_, n)| *n >= 2),
+        "a count restarted from scratch"
+    );
+    seen.extend(second);
+    seen.sort_unstable();
+    seen.dedup();
+    assert!(seen == expected(total), "{} distinct counts", seen.len());
+    // A savepoint with state of an operator the job lacks fails unless allowed.
+    let env = StreamEnv::new()
+        .with_parallelism(1)
+        .with_savepoint_restore(SavepointRestore::from(&savepoint));
+    env.from_sequence(0..10).uid("numbers").for_each(|_| {});
+    let error = env.execute("changed job").unwrap_err();
+    assert!(error.to_string().contains("\"pairs\""), "{error}");
+    let env = StreamEnv::new()
+        .with_parallelism(1)
+        .with_savepoint_restore(SavepointRestore::from(&savepoint).allow_non_restored_state());
+    env.from_source(GatedSource {
+        total,
+        checkpointed: Arc::new(AtomicBool::new(true)),
+        emitted: Arc::default(),
+        fail_at: None,
+    })
+    .uid("numbers")
+    .for_each(|_| {});
+    env.execute("changed job, allowed").unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

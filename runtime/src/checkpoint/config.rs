@@ -23,6 +23,20 @@ pub struct CheckpointConfig {
     pub(crate) directory: Option<PathBuf>,
     pub(crate) retained: usize,
     pub(crate) resume: bool,
+    pub(crate) mode: CheckpointingMode,
+}
+
+/// The consistency a checkpoint guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckpointingMode {
+    /// Aligned barriers: a task with several inputs holds back an input whose barrier arrived
+    /// until all have, so the snapshot reflects each record exactly once.
+    #[default]
+    ExactlyOnce,
+    /// No alignment: inputs keep flowing while the barriers arrive, and the snapshot is taken
+    /// when the last one does. Faster under skew; after a restore some records are processed
+    /// twice.
+    AtLeastOnce,
 }
 
 impl CheckpointConfig {
@@ -35,6 +49,7 @@ impl CheckpointConfig {
             directory: None,
             retained: 2,
             resume: false,
+            mode: CheckpointingMode::ExactlyOnce,
         }
     }
 
@@ -80,9 +95,49 @@ impl CheckpointConfig {
         self
     }
 
+    /// Sets the checkpointing mode.
+    ///
+    /// Default: [`CheckpointingMode::ExactlyOnce`].
+    pub fn with_mode(mut self, mode: CheckpointingMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// The checkpoint interval.
     pub fn interval(&self) -> Duration {
         self.interval
+    }
+}
+
+/// Where a job's first run takes its state from: a savepoint folder (as returned by
+/// [`JobHandle::trigger_savepoint`](crate::JobHandle::trigger_savepoint)).
+///
+/// State is mapped to operators by their uid (set with `uid(..)`; operators without one get an
+/// id from their position and name, which changes when the job changes). The job may run at
+/// another parallelism than the one that took the savepoint: keyed state moves with its key
+/// groups and source splits are redistributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavepointRestore {
+    pub(crate) path: PathBuf,
+    pub(crate) allow_non_restored_state: bool,
+}
+
+impl SavepointRestore {
+    /// Restores from the savepoint folder at `path`.
+    pub fn from(path: impl Into<PathBuf>) -> Self {
+        SavepointRestore {
+            path: path.into(),
+            allow_non_restored_state: false,
+        }
+    }
+
+    /// Ignores state in the savepoint that belongs to no operator of the job (e.g. an operator
+    /// that was removed) instead of failing.
+    ///
+    /// Default: fail, naming the operator.
+    pub fn allow_non_restored_state(mut self) -> Self {
+        self.allow_non_restored_state = true;
+        self
     }
 }
 

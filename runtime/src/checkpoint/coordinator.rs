@@ -1,6 +1,7 @@
 //! The checkpoint coordinator: triggers checkpoints, collects acknowledgements, completes them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -8,14 +9,21 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::config::CheckpointConfig;
-use super::storage::{CompletedCheckpoint, Storage, SubtaskState};
+use super::storage::{CheckpointError, CompletedCheckpoint, Storage, SubtaskState, store_at};
 use crate::graph::NodeId;
 use crate::operator::OperatorState;
+
+/// Where a savepoint goes and who waits for it.
+type SavepointRequest = (
+    PathBuf,
+    tokio::sync::oneshot::Sender<Result<PathBuf, CheckpointError>>,
+);
 
 struct Pending {
     id: u64,
     started: Instant,
     acks: BTreeMap<(NodeId, usize), SubtaskState>,
+    savepoint: Option<SavepointRequest>,
 }
 
 struct State {
@@ -27,28 +35,56 @@ struct State {
     next_id: u64,
     last_trigger: Option<Instant>,
     last_completion: Option<Instant>,
-    storage: Storage,
+    /// A checkpoint every task acknowledged, waiting to be written by the coordinator thread.
+    to_write: Option<(CompletedCheckpoint, Option<SavepointRequest>, Instant)>,
+    /// What every completed checkpoint took.
+    stats: Vec<CheckpointStats>,
+    /// Whether the coordinator thread is writing a checkpoint.
+    writing: bool,
     completed: u64,
     /// How many attempts started; the first restores only when resuming.
     attempts: u32,
+    /// The stable id of every operator of the running attempt.
+    operator_ids: BTreeMap<NodeId, String>,
+    /// A savepoint asked for while another checkpoint was running.
+    queued_savepoint: Option<SavepointRequest>,
 }
 
 /// Triggers checkpoints and collects what every operator subtask acknowledges. Lives as long as
 /// the job, across restarts.
 pub(crate) struct Coordinator {
     config: CheckpointConfig,
+    /// Whether checkpoints are triggered periodically; without, only savepoints are taken.
+    periodic: bool,
     /// The latest triggered checkpoint; source tasks compare it with the last they saw.
     triggered: AtomicU64,
     /// The latest completed checkpoint; tasks notify their operators when it moves.
     completed: AtomicU64,
     state: Mutex<State>,
+    /// Apart from `state`, so writing a checkpoint never blocks the tasks' acknowledgements.
+    storage: Mutex<Storage>,
+}
+
+/// What one completed checkpoint (or savepoint) took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// Whether it was a savepoint.
+    pub savepoint: bool,
+    /// From the trigger until it was stored.
+    pub duration: Duration,
+    /// The size of the captured state, in bytes.
+    pub state_bytes: u64,
 }
 
 /// What tasks use to acknowledge: the coordinator itself.
 pub(crate) type CheckpointAcks = Arc<Coordinator>;
 
 impl Coordinator {
-    pub(crate) fn new(config: CheckpointConfig) -> Self {
+    pub(crate) fn new(config: Option<CheckpointConfig>) -> Self {
+        let periodic = config.is_some();
+        let config = config.unwrap_or_else(|| CheckpointConfig::every(Duration::from_secs(3600)));
         let storage = match &config.directory {
             Some(dir) => Storage::directory(dir.clone(), config.retained),
             None => Storage::memory(config.retained),
@@ -56,8 +92,10 @@ impl Coordinator {
         let next_id = storage.latest().map_or(1, |c| c.id + 1);
         Coordinator {
             config,
+            periodic,
             triggered: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            storage: Mutex::new(storage),
             state: Mutex::new(State {
                 expected: BTreeSet::new(),
                 finished: BTreeSet::new(),
@@ -65,9 +103,13 @@ impl Coordinator {
                 next_id,
                 last_trigger: None,
                 last_completion: None,
-                storage,
+                to_write: None,
+                stats: Vec::new(),
+                writing: false,
                 completed: 0,
                 attempts: 0,
+                operator_ids: BTreeMap::new(),
+                queued_savepoint: None,
             }),
         }
     }
@@ -77,17 +119,32 @@ impl Coordinator {
     pub(crate) fn start_attempt(
         &self,
         expected: impl IntoIterator<Item = (NodeId, usize)>,
+        operator_ids: BTreeMap<NodeId, String>,
     ) -> Option<CompletedCheckpoint> {
         let mut state = self.state.lock();
         state.expected = expected.into_iter().collect();
+        state.operator_ids = operator_ids;
         state.finished.clear();
-        state.pending = None;
+        if let Some(pending) = state.pending.take()
+            && let Some((_, waiter)) = pending.savepoint
+        {
+            let _ = waiter.send(Err(CheckpointError::Aborted {
+                id: pending.id,
+                reason: "a task failed".to_owned(),
+            }));
+        }
         state.last_trigger = Some(Instant::now());
         state.attempts += 1;
         if state.attempts == 1 && !self.config.resume {
             return None;
         }
-        state.storage.latest()
+        drop(state);
+        self.storage.lock().latest()
+    }
+
+    /// Whether barriers are aligned.
+    pub(crate) fn aligned(&self) -> bool {
+        self.config.mode == super::config::CheckpointingMode::ExactlyOnce
     }
 
     /// The latest triggered checkpoint id (0: none yet).
@@ -98,6 +155,11 @@ impl Coordinator {
     /// The latest completed checkpoint id (0: none yet).
     pub(crate) fn completed(&self) -> u64 {
         self.completed.load(Ordering::Acquire)
+    }
+
+    /// What every completed checkpoint took, so far.
+    pub(crate) fn stats(&self) -> Vec<CheckpointStats> {
+        self.state.lock().stats.clone()
     }
 
     /// How many checkpoints completed so far.
@@ -157,28 +219,93 @@ impl Coordinator {
         let checkpoint = CompletedCheckpoint {
             id: pending.id,
             subtasks,
+            operator_ids: state.operator_ids.clone(),
         };
-        match state.storage.store(checkpoint) {
+        // Writing happens on the coordinator thread, so the last task to acknowledge goes on
+        // processing at once.
+        state.to_write = Some((checkpoint, pending.savepoint, pending.started));
+    }
+
+    /// Writes a checkpoint every task acknowledged, then announces its completion.
+    fn write_completed(&self) {
+        let Some((checkpoint, savepoint, started)) = ({
+            let mut state = self.state.lock();
+            let next = state.to_write.take();
+            state.writing = next.is_some();
+            next
+        }) else {
+            return;
+        };
+        let id = checkpoint.id;
+        let bytes = checkpoint
+            .subtasks
+            .values()
+            .map(|s| s.state.operator.len() + s.state.keyed.values().map(Vec::len).sum::<usize>())
+            .sum::<usize>() as u64;
+        let is_savepoint = savepoint.is_some();
+        let stored = match savepoint {
+            Some((dir, waiter)) => {
+                let folder = dir.join(format!("savepoint-{id}"));
+                let stored = store_at(&folder, &checkpoint);
+                let reply = match &stored {
+                    Ok(()) => Ok(folder),
+                    Err(e) => Err(CheckpointError::Aborted {
+                        id,
+                        reason: e.to_string(),
+                    }),
+                };
+                let _ = waiter.send(reply);
+                stored
+            }
+            None => self.storage.lock().store(checkpoint),
+        };
+        let mut state = self.state.lock();
+        state.writing = false;
+        match stored {
             Ok(()) => {
                 state.completed += 1;
                 state.last_completion = Some(Instant::now());
-                self.completed.store(pending.id, Ordering::Release);
+                state.stats.push(CheckpointStats {
+                    id,
+                    savepoint: is_savepoint,
+                    duration: started.elapsed(),
+                    state_bytes: bytes,
+                });
+                self.completed.store(id, Ordering::Release);
             }
-            Err(error) => eprintln!("warning: checkpoint {} was not stored: {error}", pending.id),
+            Err(error) => eprintln!("warning: checkpoint {id} was not stored: {error}"),
         }
     }
 
     /// Triggers a checkpoint if one is due; abandons one that timed out.
     fn tick(&self) {
+        self.write_completed();
         let mut state = self.state.lock();
+        if state.writing || state.to_write.is_some() {
+            return;
+        }
         if let Some(pending) = &state.pending {
             if pending.started.elapsed() > self.config.timeout {
                 eprintln!(
                     "warning: checkpoint {} expired after {:?} before every task acknowledged it",
                     pending.id, self.config.timeout
                 );
-                state.pending = None;
+                if let Some(pending) = state.pending.take()
+                    && let Some((_, waiter)) = pending.savepoint
+                {
+                    let _ = waiter.send(Err(CheckpointError::Aborted {
+                        id: pending.id,
+                        reason: "it timed out".to_owned(),
+                    }));
+                }
             }
+            return;
+        }
+        if let Some(request) = state.queued_savepoint.take() {
+            self.start(&mut state, Some(request));
+            return;
+        }
+        if !self.periodic {
             return;
         }
         let due = state
@@ -191,6 +318,10 @@ impl Coordinator {
         if !due || paused || all_finished {
             return;
         }
+        self.start(&mut state, None);
+    }
+
+    fn start(&self, state: &mut State, savepoint: Option<SavepointRequest>) {
         let id = state.next_id;
         state.next_id += 1;
         state.last_trigger = Some(Instant::now());
@@ -198,15 +329,39 @@ impl Coordinator {
             id,
             started: Instant::now(),
             acks: BTreeMap::new(),
+            savepoint,
         });
         self.triggered.store(id, Ordering::Release);
     }
 
-    /// Runs the trigger loop on a thread until `stop` is set.
-    pub(crate) fn spawn_trigger(self: &Arc<Self>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    /// Asks for a savepoint into `dir`; the receiver gets the savepoint's folder once every
+    /// task acknowledged it.
+    pub(crate) fn trigger_savepoint(
+        &self,
+        dir: PathBuf,
+    ) -> tokio::sync::oneshot::Receiver<Result<PathBuf, CheckpointError>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut state = self.state.lock();
+        if let Some((_, previous)) = state.queued_savepoint.replace((dir, tx)) {
+            let _ = previous.send(Err(CheckpointError::Aborted {
+                id: 0,
+                reason: "another savepoint was asked for".to_owned(),
+            }));
+        }
+        rx
+    }
+
+    /// Runs the trigger loop on a thread until `stop` is set; then writes what is still waiting.
+    pub(crate) fn spawn_trigger(
+        self: &Arc<Self>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let coordinator = Arc::clone(self);
-        let step =
-            (self.config.interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let step = if self.periodic {
+            (self.config.interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
+        } else {
+            Duration::from_millis(5)
+        };
         std::thread::Builder::new()
             .name("checkpoint coordinator".to_owned())
             .spawn(move || {
@@ -214,7 +369,7 @@ impl Coordinator {
                     coordinator.tick();
                     std::thread::sleep(step);
                 }
+                coordinator.write_completed();
             })
-            .map(|_| ())
     }
 }

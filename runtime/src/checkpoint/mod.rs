@@ -17,6 +17,8 @@ mod coordinator;
 mod storage;
 
 pub(crate) use align::{Aligned, BarrierAligner};
-pub use config::{CheckpointConfig, RestartStrategy};
+pub use config::{CheckpointConfig, CheckpointingMode, RestartStrategy, SavepointRestore};
+pub use coordinator::CheckpointStats;
 pub(crate) use coordinator::{CheckpointAcks, Coordinator};
+pub(crate) use storage::read_folder;
 pub use storage::{CheckpointError, CompletedCheckpoint, SubtaskState};

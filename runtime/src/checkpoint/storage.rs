@@ -25,6 +25,14 @@ pub enum CheckpointError {
         #[source]
         source: std::io::Error,
     },
+    /// A checkpoint or savepoint was abandoned before it completed.
+    #[error("checkpoint {id} was abandoned because {reason}; try again")]
+    Aborted {
+        /// The checkpoint.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
     /// A state file does not match the checksum in `_metadata`, or cannot be decoded.
     #[error("checkpoint file {path:?} is corrupt ({reason}); an older checkpoint will be used")]
     Corrupt {
@@ -51,6 +59,9 @@ pub struct CompletedCheckpoint {
     pub id: u64,
     /// The state of every operator subtask, by (operator, subtask).
     pub subtasks: BTreeMap<(NodeId, usize), SubtaskState>,
+    /// The stable id of every operator (its uid, or one derived from its place in the job), by
+    /// which a savepoint maps state to the operators of a changed job.
+    pub operator_ids: BTreeMap<NodeId, String>,
 }
 
 impl CompletedCheckpoint {
@@ -85,6 +96,7 @@ struct Metadata {
 #[derive(Serialize, Deserialize)]
 struct FileEntry {
     node: NodeId,
+    operator: String,
     subtask: usize,
     finished: bool,
     file: String,
@@ -141,40 +153,7 @@ impl Storage {
                 Ok(())
             }
             Storage::Directory { retained, root } => {
-                let dir = root.join(format!("chk-{}", checkpoint.id));
-                fs::create_dir_all(&dir).map_err(io(&dir))?;
-                let mut files = Vec::new();
-                for ((node, subtask), state) in &checkpoint.subtasks {
-                    let name = format!("op-{node}-subtask-{subtask}.state");
-                    let bytes = postcard::to_stdvec(&state.state).map_err(|e| {
-                        CheckpointError::Corrupt {
-                            path: dir.join(&name),
-                            reason: format!("could not encode the state: {e}"),
-                        }
-                    })?;
-                    write_file(&dir.join(&name), &bytes)?;
-                    files.push(FileEntry {
-                        node: *node,
-                        subtask: *subtask,
-                        finished: state.finished,
-                        file: name,
-                        checksum: hash_key_bytes(&bytes),
-                    });
-                }
-                let metadata = Metadata {
-                    id: checkpoint.id,
-                    files,
-                };
-                let bytes =
-                    postcard::to_stdvec(&metadata).map_err(|e| CheckpointError::Corrupt {
-                        path: dir.join("_metadata"),
-                        reason: format!("could not encode the metadata: {e}"),
-                    })?;
-                // Written last and atomically: a checkpoint without `_metadata` is incomplete.
-                let tmp = dir.join("_metadata.inprogress");
-                write_file(&tmp, &bytes)?;
-                let target = dir.join("_metadata");
-                fs::rename(&tmp, &target).map_err(io(&target))?;
+                store_at(&root.join(format!("chk-{}", checkpoint.id)), &checkpoint)?;
                 let mut ids = Self::complete_ids(root)?;
                 ids.sort_unstable();
                 let excess = ids.len().saturating_sub(*retained);
@@ -211,40 +190,7 @@ impl Storage {
     }
 
     fn read(root: &Path, id: u64) -> Result<CompletedCheckpoint, CheckpointError> {
-        let dir = root.join(format!("chk-{id}"));
-        let meta_path = dir.join("_metadata");
-        let bytes = fs::read(&meta_path).map_err(io(&meta_path))?;
-        let metadata: Metadata =
-            postcard::from_bytes(&bytes).map_err(|e| CheckpointError::Corrupt {
-                path: meta_path.clone(),
-                reason: e.to_string(),
-            })?;
-        let mut subtasks = BTreeMap::new();
-        for entry in metadata.files {
-            let path = dir.join(&entry.file);
-            let bytes = fs::read(&path).map_err(io(&path))?;
-            if hash_key_bytes(&bytes) != entry.checksum {
-                return Err(CheckpointError::Corrupt {
-                    path,
-                    reason: "the checksum does not match".to_owned(),
-                });
-            }
-            let state = postcard::from_bytes(&bytes).map_err(|e| CheckpointError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            subtasks.insert(
-                (entry.node, entry.subtask),
-                SubtaskState {
-                    finished: entry.finished,
-                    state,
-                },
-            );
-        }
-        Ok(CompletedCheckpoint {
-            id: metadata.id,
-            subtasks,
-        })
+        read_folder(&root.join(format!("chk-{id}")))
     }
 
     /// The latest completed checkpoint that reads back intact. A corrupt or missing file is
@@ -265,6 +211,89 @@ impl Storage {
             }
         }
     }
+}
+
+/// Writes a checkpoint into `dir`: one state file per operator subtask, then `_metadata` last
+/// and atomically (write, then rename), so a folder without `_metadata` is never taken for a
+/// complete checkpoint.
+pub(crate) fn store_at(
+    dir: &Path,
+    checkpoint: &CompletedCheckpoint,
+) -> Result<(), CheckpointError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut files = Vec::new();
+    for ((node, subtask), state) in &checkpoint.subtasks {
+        let name = format!("op-{node}-subtask-{subtask}.state");
+        let bytes = postcard::to_stdvec(&state.state).map_err(|e| CheckpointError::Corrupt {
+            path: dir.join(&name),
+            reason: format!("could not encode the state: {e}"),
+        })?;
+        write_file(&dir.join(&name), &bytes)?;
+        files.push(FileEntry {
+            node: *node,
+            operator: checkpoint
+                .operator_ids
+                .get(node)
+                .cloned()
+                .unwrap_or_else(|| node.to_string()),
+            subtask: *subtask,
+            finished: state.finished,
+            file: name,
+            checksum: hash_key_bytes(&bytes),
+        });
+    }
+    let metadata = Metadata {
+        id: checkpoint.id,
+        files,
+    };
+    let bytes = postcard::to_stdvec(&metadata).map_err(|e| CheckpointError::Corrupt {
+        path: dir.join("_metadata"),
+        reason: format!("could not encode the metadata: {e}"),
+    })?;
+    let tmp = dir.join("_metadata.inprogress");
+    write_file(&tmp, &bytes)?;
+    let target = dir.join("_metadata");
+    fs::rename(&tmp, &target).map_err(io(&target))
+}
+
+/// Reads a checkpoint or savepoint folder written by [`store_at`], checking every checksum.
+pub(crate) fn read_folder(dir: &Path) -> Result<CompletedCheckpoint, CheckpointError> {
+    let meta_path = dir.join("_metadata");
+    let bytes = fs::read(&meta_path).map_err(io(&meta_path))?;
+    let metadata: Metadata =
+        postcard::from_bytes(&bytes).map_err(|e| CheckpointError::Corrupt {
+            path: meta_path.clone(),
+            reason: e.to_string(),
+        })?;
+    let mut subtasks = BTreeMap::new();
+    let mut operator_ids = BTreeMap::new();
+    for entry in metadata.files {
+        let path = dir.join(&entry.file);
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        if hash_key_bytes(&bytes) != entry.checksum {
+            return Err(CheckpointError::Corrupt {
+                path,
+                reason: "the checksum does not match".to_owned(),
+            });
+        }
+        let state = postcard::from_bytes(&bytes).map_err(|e| CheckpointError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        operator_ids.insert(entry.node, entry.operator.clone());
+        subtasks.insert(
+            (entry.node, entry.subtask),
+            SubtaskState {
+                finished: entry.finished,
+                state,
+            },
+        );
+    }
+    Ok(CompletedCheckpoint {
+        id: metadata.id,
+        subtasks,
+        operator_ids,
+    })
 }
 
 #[cfg(test)]
@@ -290,7 +319,11 @@ mod tests {
                 state: OperatorState::default(),
             },
         );
-        CompletedCheckpoint { id, subtasks }
+        CompletedCheckpoint {
+            id,
+            subtasks,
+            operator_ids: BTreeMap::from([(0, "source".to_owned()), (1, "sink".to_owned())]),
+        }
     }
 
     fn temp_dir(name: &str) -> PathBuf {

@@ -19,7 +19,7 @@ pub use keyed::{ConnectedStreams, KeyedConnectedStreams, KeyedStream};
 pub use windowed::{WindowedStream, WindowedStreamWithLateData};
 
 use crate::batch::{Batch, Data, Records};
-use crate::checkpoint::{CheckpointConfig, RestartStrategy};
+use crate::checkpoint::{CheckpointConfig, RestartStrategy, SavepointRestore};
 use crate::error::{GraphError, JobError};
 use crate::exchange::{BatchKeySelector, ShipStrategy, TypedKeySelector};
 use crate::executor::{ExecConfig, JobHandle, JobResult, Supervisor};
@@ -102,6 +102,7 @@ impl StreamEnv {
                     clock: Arc::new(SystemClock),
                     checkpoint: None,
                     restart: RestartStrategy::None,
+                    savepoint: None,
                 },
                 graph: StreamGraph::default(),
                 deferred: None,
@@ -183,6 +184,14 @@ impl StreamEnv {
     /// Default: [`RestartStrategy::None`], the job fails.
     pub fn with_restart_strategy(self, strategy: RestartStrategy) -> Self {
         self.inner.lock().config.restart = strategy;
+        self
+    }
+
+    /// Starts the job from a savepoint's state.
+    ///
+    /// Default: no savepoint; the job starts empty.
+    pub fn with_savepoint_restore(self, restore: SavepointRestore) -> Self {
+        self.inner.lock().config.savepoint = Some(restore);
         self
     }
 

@@ -18,13 +18,18 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::channel::{CancelFlag, Wake};
-use crate::checkpoint::{CheckpointConfig, Coordinator, RestartStrategy};
+use crate::checkpoint::{
+    CheckpointConfig, CheckpointStats, CompletedCheckpoint, Coordinator, RestartStrategy,
+    SavepointRestore, read_folder,
+};
 use crate::error::{JobError, TaskError, panic_message};
 use crate::exchange::ShipStrategy;
 use crate::graph::{AnyInbox, AnyOutput, BuildContext, JobGraph, NodeKind, StreamGraph};
 use crate::operator::OperatorContext;
 use crate::operator::chain::{OperatorMetrics, Runtime};
 use crate::time::Clock;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use task::{TaskBody, TaskEnv};
 
 /// How a job runs: the executor's part of the environment's configuration.
@@ -39,6 +44,7 @@ pub(crate) struct ExecConfig {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) checkpoint: Option<CheckpointConfig>,
     pub(crate) restart: RestartStrategy,
+    pub(crate) savepoint: Option<SavepointRestore>,
 }
 
 /// Every operator's name, parallelism and live counters.
@@ -68,8 +74,10 @@ pub struct JobResult {
     pub operators: Vec<OperatorStats>,
     /// How many times the job was restarted after a failure.
     pub restarts: u32,
-    /// How many checkpoints completed.
+    /// How many checkpoints (and savepoints) completed.
     pub checkpoints: u64,
+    /// What each completed checkpoint took.
+    pub checkpoint_stats: Vec<CheckpointStats>,
 }
 
 impl JobResult {
@@ -133,6 +141,7 @@ pub(crate) struct RunningJob {
     metrics: SharedMetrics,
     started: Instant,
     stop_trigger: Arc<AtomicBool>,
+    trigger: Option<JoinHandle<()>>,
 }
 
 pub(crate) fn snapshot_metrics(
@@ -161,6 +170,9 @@ impl RunningJob {
             let _ = thread.join();
         }
         self.stop_trigger.store(true, Ordering::Release);
+        if let Some(trigger) = self.trigger {
+            let _ = trigger.join();
+        }
         if let Some(error) = self.control.first_error.lock().take() {
             return Err(error);
         }
@@ -175,6 +187,7 @@ impl RunningJob {
             operators: snapshot_metrics(&self.metrics),
             restarts: 0,
             checkpoints: 0,
+            checkpoint_stats: Vec::new(),
         })
     }
 }
@@ -185,6 +198,7 @@ pub(crate) fn launch(
     graph: &StreamGraph,
     config: &ExecConfig,
     coordinator: Option<&Arc<Coordinator>>,
+    first_restore: Option<CompletedCheckpoint>,
 ) -> Result<RunningJob, JobError> {
     let job = JobGraph::build(
         name,
@@ -255,9 +269,13 @@ pub(crate) fn launch(
 
     // Every operator subtask takes part in checkpoints; a restore starts from the latest one.
     let restore = coordinator.and_then(|c| {
-        c.start_attempt(graph.nodes.iter().enumerate().flat_map(|(node, _)| {
-            (0..job.node_parallelism[node]).map(move |subtask| (node, subtask))
-        }))
+        let latest = c.start_attempt(
+            graph.nodes.iter().enumerate().flat_map(|(node, _)| {
+                (0..job.node_parallelism[node]).map(move |subtask| (node, subtask))
+            }),
+            operator_ids(graph),
+        );
+        first_restore.or(latest)
     });
     let metrics: Vec<Arc<OperatorMetrics>> = graph
         .nodes
@@ -410,14 +428,17 @@ pub(crate) fn launch(
             }
         }
     }
-    if let Some(coordinator) = coordinator {
-        coordinator
-            .spawn_trigger(Arc::clone(&stop_trigger))
-            .map_err(|source| JobError::Spawn {
-                task: "checkpoint coordinator".to_owned(),
-                source,
-            })?;
-    }
+    let trigger = match coordinator {
+        Some(coordinator) => Some(
+            coordinator
+                .spawn_trigger(Arc::clone(&stop_trigger))
+                .map_err(|source| JobError::Spawn {
+                    task: "checkpoint coordinator".to_owned(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let metrics = graph
         .nodes
         .iter()
@@ -431,7 +452,59 @@ pub(crate) fn launch(
         metrics: Arc::new(metrics),
         started,
         stop_trigger,
+        trigger,
     })
+}
+
+/// The stable id of every operator: its uid, or its position and name.
+fn operator_ids(graph: &StreamGraph) -> BTreeMap<usize, String> {
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                i,
+                n.uid.clone().unwrap_or_else(|| format!("{i}-{}", n.name)),
+            )
+        })
+        .collect()
+}
+
+/// Reads a savepoint and maps its state to the operators of `graph` by operator id.
+fn read_savepoint(
+    graph: &StreamGraph,
+    restore: &SavepointRestore,
+) -> Result<CompletedCheckpoint, JobError> {
+    let saved = read_folder(&restore.path).map_err(|source| JobError::Savepoint {
+        path: restore.path.clone(),
+        source,
+    })?;
+    let by_id: BTreeMap<String, usize> = operator_ids(graph)
+        .into_iter()
+        .map(|(n, id)| (id, n))
+        .collect();
+    let mut mapped = CompletedCheckpoint {
+        id: saved.id,
+        ..Default::default()
+    };
+    for ((old, subtask), state) in saved.subtasks {
+        let id = saved.operator_ids.get(&old).cloned().unwrap_or_default();
+        match by_id.get(&id) {
+            Some(&node) => {
+                mapped.subtasks.insert((node, subtask), state);
+                mapped.operator_ids.insert(node, id);
+            }
+            None if restore.allow_non_restored_state => {}
+            None => {
+                return Err(JobError::UnknownSavepointState {
+                    operator: id,
+                    path: restore.path.clone(),
+                });
+            }
+        }
+    }
+    Ok(mapped)
 }
 
 /// Runs a job to its end: launches it, and after a failure restarts it from the latest
@@ -461,10 +534,7 @@ impl Supervisor {
             config.max_parallelism,
             config.chaining,
         )?;
-        let coordinator = config
-            .checkpoint
-            .clone()
-            .map(|c| Arc::new(Coordinator::new(c)));
+        let coordinator = Some(Arc::new(Coordinator::new(config.checkpoint.clone())));
         Ok(Supervisor {
             name: name.to_owned(),
             graph: Mutex::new(graph),
@@ -492,12 +562,17 @@ impl Supervisor {
     pub(crate) fn run(&self) -> Result<JobResult, JobError> {
         let mut failures = Vec::new();
         let mut restarts = 0;
+        let mut first_restore = match &self.config.savepoint {
+            Some(restore) => Some(read_savepoint(&self.graph.lock(), restore)?),
+            None => None,
+        };
         loop {
             let job = launch(
                 &self.name,
                 &self.graph.lock(),
                 &self.config,
                 self.coordinator.as_ref(),
+                first_restore.take(),
             )?;
             *self.current.lock() = Some((Arc::clone(&job.control), job.metrics()));
             if self.cancelled.load(Ordering::Acquire) {
@@ -508,6 +583,11 @@ impl Supervisor {
                 Ok(mut result) => {
                     result.restarts = restarts;
                     result.checkpoints = checkpoints();
+                    result.checkpoint_stats = self
+                        .coordinator
+                        .as_ref()
+                        .map(|c| c.stats())
+                        .unwrap_or_default();
                     return Ok(result);
                 }
                 Err(error @ JobError::Cancelled { .. }) => return Err(error),
@@ -587,6 +667,40 @@ impl JobHandle {
     /// Whether every task has ended.
     pub fn is_finished(&self) -> bool {
         *self.done.borrow()
+    }
+
+    /// Takes a savepoint into `dir` (an aligned snapshot of every operator, mapped by uid) and
+    /// returns its folder once every task acknowledged it.
+    ///
+    /// # Errors
+    /// When the savepoint was abandoned (a task failed, it timed out) or could not be written.
+    pub async fn trigger_savepoint(&self, dir: impl Into<PathBuf>) -> Result<PathBuf, JobError> {
+        let dir = dir.into();
+        let Some(coordinator) = self.supervisor.coordinator.as_ref() else {
+            unreachable!("every job has a checkpoint coordinator")
+        };
+        let waiting = coordinator.trigger_savepoint(dir.clone());
+        match waiting.await {
+            Ok(Ok(folder)) => Ok(folder),
+            Ok(Err(source)) => Err(JobError::Savepoint { path: dir, source }),
+            Err(_) => Err(JobError::Savepoint {
+                path: dir,
+                source: crate::checkpoint::CheckpointError::Aborted {
+                    id: 0,
+                    reason: "the job ended first".to_owned(),
+                },
+            }),
+        }
+    }
+
+    /// Takes a savepoint, then cancels the job; returns the savepoint's folder.
+    ///
+    /// # Errors
+    /// As [`JobHandle::trigger_savepoint`]; the job keeps running when the savepoint failed.
+    pub async fn stop_with_savepoint(&self, dir: impl Into<PathBuf>) -> Result<PathBuf, JobError> {
+        let folder = self.trigger_savepoint(dir).await?;
+        self.cancel().await;
+        Ok(folder)
     }
 
     async fn until_done(&self) {

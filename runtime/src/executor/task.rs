@@ -6,10 +6,8 @@ use std::time::{Duration, Instant};
 use crate::channel::{CancelFlag, Inbox, MAX_WAIT, Received};
 use crate::checkpoint::{Aligned, BarrierAligner, Coordinator};
 use crate::error::TaskError;
-use crate::graph::TwoInputs;
 use crate::message::{Barrier, Message};
-use crate::operator::chain::TwoInputChained;
-use crate::operator::{Output, TwoInputOperator};
+use crate::operator::Output;
 use crate::time::Clock;
 
 /// What every task loop needs from its job.
@@ -165,6 +163,8 @@ impl ProcessingTime {
 /// operators when a checkpoint completed.
 pub(crate) struct Checkpointing {
     aligner: BarrierAligner,
+    /// Exactly-once: hold back inputs whose barrier arrived; at-least-once: never.
+    aligned: bool,
     coordinator: Option<Arc<Coordinator>>,
     notified: u64,
 }
@@ -173,12 +173,16 @@ impl Checkpointing {
     pub(crate) fn new(channels: usize, coordinator: Option<&Arc<Coordinator>>) -> Self {
         Checkpointing {
             aligner: BarrierAligner::new(channels),
+            aligned: coordinator.is_none_or(|c| c.aligned()),
             notified: coordinator.map_or(0, |c| c.completed()),
             coordinator: coordinator.cloned(),
         }
     }
 
     fn hold<C: Send>(&self, inbox: &Inbox<C>, channels: usize) {
+        if !self.aligned {
+            return;
+        }
         for channel in 0..channels {
             inbox.set_held(channel, self.aligner.is_held(channel));
         }
@@ -254,7 +258,8 @@ impl Flusher {
     }
 }
 
-/// A task whose head operator has one input.
+/// A task reading its input channels into its chain: a one-input operator, or a two-input
+/// operator reading [`TwoInputs`](crate::graph::TwoInputs).
 pub(crate) struct OneInputTask<B> {
     pub(crate) inbox: Arc<Inbox<B>>,
     pub(crate) chain: Box<dyn Output<B>>,
@@ -316,76 +321,6 @@ impl<B: Send + 'static> TaskBody for OneInputTask<B> {
             }
             if flusher.due() {
                 self.chain.flush()?;
-            }
-        }
-    }
-}
-
-/// A task whose head operator has two inputs.
-pub(crate) struct TwoInputTask<O: TwoInputOperator> {
-    pub(crate) inbox: Arc<Inbox<TwoInputs<O::In1, O::In2>>>,
-    pub(crate) op: TwoInputChained<O>,
-}
-
-impl<O: TwoInputOperator> TaskBody for TwoInputTask<O> {
-    fn run(mut self: Box<Self>, env: &TaskEnv) -> Result<(), TaskError> {
-        self.op.open()?;
-        let mut inputs = InputTracker::new(self.inbox.channels());
-        let mut flusher = Flusher::new(env.buffer_timeout);
-        let mut time = ProcessingTime::new(&env.clock);
-        let mut checkpoints = Checkpointing::new(self.inbox.channels(), env.checkpoints.as_ref());
-        loop {
-            let update = match self.inbox.recv(Some(flusher.deadline())) {
-                Received::Message(channel, Message::Data(batch)) => {
-                    if let Some(idle) = inputs.on_data(channel).idle {
-                        self.op.emit_idle(idle)?;
-                    }
-                    match batch {
-                        TwoInputs::First(batch) => self.op.process1(batch)?,
-                        TwoInputs::Second(batch) => self.op.process2(batch)?,
-                    }
-                    InputUpdate::default()
-                }
-                Received::Message(channel, Message::Watermark(w)) => {
-                    inputs.on_watermark(channel, w)
-                }
-                Received::Message(channel, Message::Idle(idle)) => inputs.on_idle(channel, idle),
-                Received::Message(channel, Message::Barrier(barrier)) => {
-                    if let Some(barrier) = checkpoints.on_barrier(&self.inbox, channel, barrier) {
-                        self.op.emit_barrier(barrier)?;
-                    }
-                    InputUpdate::default()
-                }
-                Received::Message(channel, Message::EndOfInput) => {
-                    if let Some(barrier) = checkpoints.on_end(&self.inbox, channel) {
-                        self.op.emit_barrier(barrier)?;
-                    }
-                    let (update, all_ended) = inputs.on_end(channel);
-                    if all_ended {
-                        return self.op.finish();
-                    }
-                    update
-                }
-                Received::Timeout => InputUpdate::default(),
-                Received::Cancelled => return Err(TaskError::Cancelled),
-            };
-            if update.idle == Some(false) {
-                self.op.emit_idle(false)?;
-            }
-            if let Some(w) = update.watermark {
-                self.op.watermark(w)?;
-            }
-            if update.idle == Some(true) {
-                self.op.emit_idle(true)?;
-            }
-            if let Some(now) = time.advanced() {
-                self.op.processing_time(now)?;
-            }
-            if let Some(id) = checkpoints.newly_completed() {
-                self.op.notify_checkpoint_complete(id)?;
-            }
-            if flusher.due() {
-                self.op.flush()?;
             }
         }
     }

@@ -18,7 +18,7 @@ use crate::batch::Batch;
 use crate::channel::{CancelFlag, Inbox, Wake};
 use crate::error::JobError;
 use crate::exchange::{BatchKeySelector, ExchangeWriter, Routing, ShipStrategy};
-use crate::executor::task::{OneInputTask, TaskBody, TwoInputTask};
+use crate::executor::task::{OneInputTask, TaskBody};
 use crate::operator::chain::{Chained, Discard, FanOut, Runtime, TwoInputChained};
 use crate::operator::{Operator, OperatorContext, Output, TwoInputOperator};
 
@@ -218,9 +218,14 @@ impl<O: TwoInputOperator> TwoInputNode for TwoInputOperatorNode<O> {
 
     fn head(&self, ctx: BuildContext, inbox: &AnyInbox, out: AnyOutput) -> Box<dyn TaskBody> {
         let out = downcast_output::<O::Out>(out);
-        Box::new(TwoInputTask {
+        Box::new(OneInputTask {
             inbox: downcast_inbox::<TwoInputs<O::In1, O::In2>>(inbox),
-            op: TwoInputChained::new((self.make)(), ctx.operator, out, ctx.runtime),
+            chain: Box::new(TwoInputChained::new(
+                (self.make)(),
+                ctx.operator,
+                out,
+                ctx.runtime,
+            )),
         })
     }
 }

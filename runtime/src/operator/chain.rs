@@ -9,7 +9,7 @@ use super::{Operator, OperatorContext, Output, TwoInputOperator};
 use crate::batch::Batch;
 use crate::checkpoint::CheckpointAcks;
 use crate::error::{JobError, TaskError, panic_message};
-use crate::graph::NodeId;
+use crate::graph::{NodeId, TwoInputs};
 use crate::message::Barrier;
 
 /// Live record counts of one operator, summed over its subtasks.
@@ -259,8 +259,42 @@ impl<O: TwoInputOperator> TwoInputChained<O> {
         let result = catch_unwind(AssertUnwindSafe(|| f(op, &mut counting)));
         attribute(&self.ctx, result)
     }
+}
 
-    pub(crate) fn open(&mut self) -> Result<(), TaskError> {
+impl<O: TwoInputOperator> Output<TwoInputs<O::In1, O::In2>> for TwoInputChained<O> {
+    fn collect(&mut self, batch: TwoInputs<O::In1, O::In2>) -> Result<(), TaskError> {
+        match batch {
+            TwoInputs::First(batch) => {
+                self.runtime
+                    .metrics
+                    .records_in
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.run(|op, out| op.process_batch1(batch, out))
+            }
+            TwoInputs::Second(batch) => {
+                self.runtime
+                    .metrics
+                    .records_in
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.run(|op, out| op.process_batch2(batch, out))
+            }
+        }
+    }
+
+    fn emit_watermark(&mut self, watermark: i64) -> Result<(), TaskError> {
+        self.run(|op, out| op.process_watermark(watermark, out))
+    }
+
+    fn flush(&mut self) -> Result<(), TaskError> {
+        self.out.flush()
+    }
+
+    fn finish(&mut self) -> Result<(), TaskError> {
+        self.run(|op, out| op.finish(out))?;
+        self.out.finish()
+    }
+
+    fn open(&mut self) -> Result<(), TaskError> {
         let ctx = self.ctx.clone();
         let restore = self.runtime.restore.take();
         self.run(|op, _| {
@@ -273,7 +307,16 @@ impl<O: TwoInputOperator> TwoInputChained<O> {
         self.out.open()
     }
 
-    pub(crate) fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
+    fn processing_time(&mut self, now_ms: i64) -> Result<(), TaskError> {
+        self.run(|op, out| op.on_processing_time(now_ms, out))?;
+        self.out.processing_time(now_ms)
+    }
+
+    fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
+        self.out.emit_idle(idle)
+    }
+
+    fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
         let mut state = None;
         self.run(|op, _| {
             state = Some(op.snapshot_state(barrier.checkpoint_id)?);
@@ -285,50 +328,9 @@ impl<O: TwoInputOperator> TwoInputChained<O> {
         self.out.emit_barrier(barrier)
     }
 
-    pub(crate) fn notify_checkpoint_complete(
-        &mut self,
-        checkpoint_id: u64,
-    ) -> Result<(), TaskError> {
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
         self.run(|op, _| op.notify_checkpoint_complete(checkpoint_id))?;
         self.out.notify_checkpoint_complete(checkpoint_id)
-    }
-
-    pub(crate) fn process1(&mut self, batch: O::In1) -> Result<(), TaskError> {
-        self.runtime
-            .metrics
-            .records_in
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.run(|op, out| op.process_batch1(batch, out))
-    }
-
-    pub(crate) fn process2(&mut self, batch: O::In2) -> Result<(), TaskError> {
-        self.runtime
-            .metrics
-            .records_in
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.run(|op, out| op.process_batch2(batch, out))
-    }
-
-    pub(crate) fn watermark(&mut self, watermark: i64) -> Result<(), TaskError> {
-        self.run(|op, out| op.process_watermark(watermark, out))
-    }
-
-    pub(crate) fn flush(&mut self) -> Result<(), TaskError> {
-        self.out.flush()
-    }
-
-    pub(crate) fn processing_time(&mut self, now_ms: i64) -> Result<(), TaskError> {
-        self.run(|op, out| op.on_processing_time(now_ms, out))?;
-        self.out.processing_time(now_ms)
-    }
-
-    pub(crate) fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.out.emit_idle(idle)
-    }
-
-    pub(crate) fn finish(&mut self) -> Result<(), TaskError> {
-        self.run(|op, out| op.finish(out))?;
-        self.out.finish()
     }
 }
 

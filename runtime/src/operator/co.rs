@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 
-use super::keyed::{Collector, KeyedContext};
+use super::keyed::{Collector, KeyedContext, fire_timers};
 use super::{OperatorContext, Output, TwoInputOperator};
 use crate::batch::{Data, NO_TIMESTAMP, Records};
 use crate::error::{BoxError, TaskError};
@@ -209,29 +209,19 @@ where
 {
     /// Fires every timer of `domain` due at `limit`, in time order.
     fn fire(&mut self, domain: TimeDomain, limit: i64) -> Result<Records<O>, BoxError> {
-        let mut results = Records::new();
         let (backend, operator) = self
             .state
             .as_mut()
             .ok_or("a keyed operator was used before it was opened")?;
-        loop {
-            let queue = match domain {
-                TimeDomain::EventTime => &mut self.timers.event,
-                TimeDomain::ProcessingTime => &mut self.timers.processing,
-            };
-            let Some((timer, key)) = queue.pop_due(limit) else {
-                break;
-            };
-            backend.set_current_key(&timer.key, timer.key_group);
-            backend.set_current_namespace(&timer.namespace);
-            let mut ctx =
-                KeyedContext::new(&key, Some(timer.time), backend, operator, &mut self.timers);
-            let mut out = Collector::new(&mut results, Some(timer.time));
-            self.function
-                .on_timer(timer.time, domain, &mut ctx, &mut out)?;
-        }
-        backend.set_current_namespace(&[]);
-        Ok(results)
+        let function = &mut self.function;
+        fire_timers(
+            domain,
+            limit,
+            backend,
+            operator,
+            &mut self.timers,
+            |time, ctx, out| function.on_timer(time, domain, ctx, out),
+        )
     }
 
     fn run<T>(

@@ -287,31 +287,53 @@ where
     F: Fn(&T) -> K + Send + 'static,
     P: KeyedProcessFunction<K, T, O>,
 {
-    /// Fires every timer of `domain` due at `limit`, in time order, including timers that
-    /// firing registers.
+    /// Fires every timer of `domain` due at `limit`.
     fn fire(&mut self, domain: TimeDomain, limit: i64) -> Result<Records<O>, TaskError> {
-        let mut results = Records::new();
         let operator = self.ctx.as_ref().ok_or(NOT_OPENED)?;
         let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
-        loop {
-            let queue = match domain {
-                TimeDomain::EventTime => &mut self.timers.event,
-                TimeDomain::ProcessingTime => &mut self.timers.processing,
-            };
-            let Some((timer, key)) = queue.pop_due(limit) else {
-                break;
-            };
-            backend.set_current_key(&timer.key, timer.key_group);
-            backend.set_current_namespace(&timer.namespace);
-            let mut ctx =
-                KeyedContext::new(&key, Some(timer.time), backend, operator, &mut self.timers);
-            let mut out = Collector::new(&mut results, Some(timer.time));
-            self.function
-                .on_timer(timer.time, domain, &mut ctx, &mut out)?;
-        }
-        backend.set_current_namespace(&[]);
-        Ok(results)
+        let function = &mut self.function;
+        Ok(fire_timers(
+            domain,
+            limit,
+            backend,
+            operator,
+            &mut self.timers,
+            |time, ctx, out| function.on_timer(time, domain, ctx, out),
+        )?)
     }
+}
+
+/// Fires every timer of `domain` due at `limit`, in time order (including timers that firing
+/// registers), with the backend pointed at each timer's key and namespace.
+pub(crate) fn fire_timers<K: Data, O>(
+    domain: TimeDomain,
+    limit: i64,
+    backend: &mut KeyedStateBackend,
+    operator: &OperatorContext,
+    timers: &mut Timers<K>,
+    mut on_timer: impl FnMut(
+        i64,
+        &mut KeyedContext<'_, K>,
+        &mut Collector<'_, O>,
+    ) -> Result<(), BoxError>,
+) -> Result<Records<O>, BoxError> {
+    let mut results = Records::new();
+    loop {
+        let queue = match domain {
+            TimeDomain::EventTime => &mut timers.event,
+            TimeDomain::ProcessingTime => &mut timers.processing,
+        };
+        let Some((timer, key)) = queue.pop_due(limit) else {
+            break;
+        };
+        backend.set_current_key(&timer.key, timer.key_group);
+        backend.set_current_namespace(&timer.namespace);
+        let mut ctx = KeyedContext::new(&key, Some(timer.time), backend, operator, timers);
+        let mut out = Collector::new(&mut results, Some(timer.time));
+        on_timer(timer.time, &mut ctx, &mut out)?;
+    }
+    backend.set_current_namespace(&[]);
+    Ok(results)
 }
 
 const NOT_OPENED: &str = "a keyed operator was used before it was opened";
