@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use proptest::prelude::*;
-use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy};
+use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy, SavepointRestore};
 use rivulet_runtime::operator::keyed::Collector;
 use rivulet_runtime::source::{Source, SourcePoll, SourceReader, VecSplit};
 use rivulet_runtime::state::AggregateFunction;
@@ -754,4 +754,71 @@ fn windows_restored_from_a_checkpoint_give_the_uninterrupted_results() {
     let (restored, restarts) = run_with_checkpoints(total, Some(2_900));
     assert_eq!(restarts, 1);
     assert!(restored == expected, "{} results", restored.len());
+}
+
+#[test]
+fn windows_stopped_with_a_savepoint_at_parallelism_two_resume_at_three() {
+    let dir = std::env::temp_dir().join(format!("rivulet-window-savepoint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = 3_000u64;
+    // Until the gate opens, each of the two splits stops half-way: at 750 and 2250.
+    let job = |parallelism: usize, gate: bool, restore: Option<SavepointRestore>| {
+        let mut env = StreamEnv::new()
+            .with_parallelism(parallelism)
+            .with_buffer_timeout(Duration::from_millis(1));
+        if let Some(restore) = restore {
+            env = env.with_savepoint_restore(restore);
+        }
+        let keyed = env
+            .from_source(GatedEvents {
+                total,
+                checkpointed: Arc::new(AtomicBool::new(gate)),
+            })
+            .uid("events")
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_monotonous_timestamps()
+                    .with_timestamp_assigner(|e: &Event, _| e.1),
+            )
+            .uid("timestamps")
+            .key_by(|e| e.0);
+        let tumbling = keyed
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+            .uid("tumbling")
+            .process(Summary)
+            .collect();
+        // Sessions of the two halves of the input merge only after the restore.
+        let sessions = keyed
+            .window(EventTimeSessionWindows::with_gap(Duration::from_millis(8)))
+            .uid("sessions")
+            .process(Summary)
+            .collect();
+        (env, tumbling, sessions)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (env, tumbling, sessions) = job(2, false, None);
+    let handle = env.execute_async("before").unwrap();
+    // The first split's watermark reaches 749: the tumbling windows up to 700 fire.
+    let mut seen = Vec::new();
+    wait_until("the first windows", || {
+        seen.extend(tumbling.take());
+        seen.len() >= 7 * 7
+    });
+    let savepoint = rt.block_on(handle.stop_with_savepoint(&dir)).unwrap();
+    seen.extend(tumbling.take());
+    assert!(
+        sessions.is_empty(),
+        "no session closed before the savepoint"
+    );
+
+    let (env, tumbling, sessions) = job(3, true, Some(SavepointRestore::from(&savepoint)));
+    env.execute("after").unwrap();
+    seen.extend(tumbling.take());
+    seen.sort();
+    seen.dedup();
+    let input: Vec<Event> = (0..total).map(|i| ((i % 7) as u32, i as i64, 1)).collect();
+    assert_eq!(seen, tumbling_reference(&input, 100));
+    assert_eq!(sessions.take_sorted(), session_reference(&input, 8));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
