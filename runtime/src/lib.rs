@@ -54,6 +54,7 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod time;
+pub mod window;
 
 pub use batch::arrow::{ChangelogBatch, ChangelogError, RowKind};
 pub use batch::{Batch, BatchBuffer, Data, NO_TIMESTAMP, Records};

@@ -16,8 +16,8 @@ use crate::operator::keyed::{KeyedProcessFunction, KeyedProcessOperator, ReduceO
 ///
 /// Made by [`DataStream::key_by`].
 pub struct KeyedStream<T, K, F> {
-    stream: DataStream<T>,
-    key_of: F,
+    pub(crate) stream: DataStream<T>,
+    pub(crate) key_of: F,
     _key: PhantomData<fn() -> K>,
 }
 

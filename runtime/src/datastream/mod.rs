@@ -6,6 +6,7 @@
 //! vectorised operators through [`Stream::transform`]. Both run on the same executor.
 
 mod keyed;
+mod windowed;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 pub use keyed::{ConnectedStreams, KeyedConnectedStreams, KeyedStream};
+pub use windowed::{WindowedStream, WindowedStreamWithLateData};
 
 use crate::batch::{Batch, Data, Records};
 use crate::checkpoint::{CheckpointConfig, RestartStrategy, SavepointRestore};
