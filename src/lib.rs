@@ -16,7 +16,8 @@
 //! assert_eq!(doubled.take_sorted(), vec![2, 4, 6]);
 //! ```
 //!
-//! The numbered examples in `examples/` are the tutorial: `02_word_count` (DataStream API).
+//! The numbered examples in `examples/` are the tutorial: `02_word_count` (DataStream API),
+//! `03_windows` (event time and windows).
 #![warn(missing_docs)]
 
 pub use rivulet_optimizer as optimizer;
@@ -27,7 +28,13 @@ pub use rivulet_table as table;
 pub mod prelude {
     pub use rivulet_runtime::operator::co::{CoProcessFunction, KeyedCoProcessFunction};
     pub use rivulet_runtime::operator::keyed::{Collector, KeyedContext, KeyedProcessFunction};
+    pub use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy, SavepointRestore};
     pub use rivulet_runtime::source::{Source, SourcePoll, SourceReader};
+    pub use rivulet_runtime::time::{ManualClock, TimeDomain, WatermarkStrategy};
+    pub use rivulet_runtime::window::{
+        EventTimeSessionWindows, ProcessWindowFunction, SlidingEventTimeWindows, TimeWindow,
+        TumblingEventTimeWindows,
+    };
     pub use rivulet_runtime::state::{
         AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig,
         ValueState,

@@ -14,6 +14,9 @@
 //! - [`keys`]: canonical key encoding, key hashing and key groups.
 //! - [`state`]: keyed state (value, list, map, reducing, aggregating), TTL, batch keyed tables.
 //! - [`time`]: processing-time clocks, watermark strategies, timers.
+//! - [`window`]: window assigners (tumbling, sliding, session, global), triggers, window
+//!   functions, and the window operator that fires from the watermark.
+//! - [`checkpoint`]: checkpoint configuration, storage, restart strategies and savepoints.
 //! - [`source`]: the [`Source`](source::Source) trait and in-memory sources.
 //! - [`sink`]: collect and print sinks.
 //!
