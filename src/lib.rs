@@ -26,18 +26,18 @@ pub use rivulet_table as table;
 
 /// The names most programs use.
 pub mod prelude {
+    pub use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy, SavepointRestore};
     pub use rivulet_runtime::operator::co::{CoProcessFunction, KeyedCoProcessFunction};
     pub use rivulet_runtime::operator::keyed::{Collector, KeyedContext, KeyedProcessFunction};
-    pub use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy, SavepointRestore};
     pub use rivulet_runtime::source::{Source, SourcePoll, SourceReader};
+    pub use rivulet_runtime::state::{
+        AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig,
+        ValueState,
+    };
     pub use rivulet_runtime::time::{ManualClock, TimeDomain, WatermarkStrategy};
     pub use rivulet_runtime::window::{
         EventTimeSessionWindows, ProcessWindowFunction, SlidingEventTimeWindows, TimeWindow,
         TumblingEventTimeWindows,
-    };
-    pub use rivulet_runtime::state::{
-        AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig,
-        ValueState,
     };
     pub use rivulet_runtime::{
         Batch, BoxError, ChangelogBatch, Data, DataStream, JobError, JobGraph, JobResult,

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use rivulet_runtime::operator::keyed::{Collector, KeyedContext, KeyedProcessFunction};
 use rivulet_runtime::source::{Source, SourcePoll, SourceReader};
+use rivulet_runtime::state::AggregateFunction;
 use rivulet_runtime::time::{ManualClock, TimeDomain, WatermarkStrategy};
+use rivulet_runtime::window::TumblingEventTimeWindows;
 use rivulet_runtime::{BoxError, Records, StreamEnv};
 
 /// Emits, for every record, its timestamp and the watermark the operator had when it arrived.
@@ -286,4 +288,87 @@ fn an_idle_input_stops_holding_back_the_watermark() {
     expected.sort();
     assert_eq!(fired, expected);
     assert_eq!(silent_emitted.load(Ordering::SeqCst), 0);
+}
+
+/// Counts records per key and window.
+#[derive(Clone)]
+struct Count;
+
+impl AggregateFunction<(u8, i64)> for Count {
+    type Acc = u64;
+    type Out = u64;
+
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+
+    fn add(&self, acc: &mut u64, _value: (u8, i64)) {
+        *acc += 1;
+    }
+
+    fn get_result(&self, acc: &u64) -> u64 {
+        *acc
+    }
+
+    fn merge(&self, acc: &mut u64, other: u64) {
+        *acc += other;
+    }
+}
+
+#[test]
+fn an_idle_input_does_not_stall_windows() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let clock = ManualClock::new(5_000_000);
+    let env = StreamEnv::new()
+        .with_parallelism(1)
+        .with_buffer_timeout(Duration::from_millis(5))
+        .with_clock(clock.clone());
+    let strategy = WatermarkStrategy::for_monotonous_timestamps()
+        .with_timestamp_assigner(|r: &(u8, i64), _| r.1)
+        .with_idleness(Duration::from_secs(10));
+    let active_emitted = Arc::new(AtomicU64::new(0));
+    let active = env.from_source_with_watermarks(
+        ThenIdle {
+            count: 1_000,
+            emitted: Arc::clone(&active_emitted),
+        },
+        strategy.clone(),
+    );
+    let silent = env.from_source_with_watermarks(
+        ThenIdle {
+            count: 0,
+            emitted: Arc::default(),
+        },
+        strategy,
+    );
+    let counts = active
+        .union([silent])
+        .key_by(|r| r.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .aggregate(Count)
+        .collect();
+    let handle = env.execute_async("idle windows").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while active_emitted.load(Ordering::SeqCst) < 1_000 {
+        assert!(Instant::now() < deadline, "the active source stalled");
+        std::thread::yield_now();
+    }
+    // Held back by the silent input, no window can close yet.
+    assert!(counts.is_empty());
+    clock.advance(10_000);
+    // The windows up to the watermark 998 close: [0, 100) ... [800, 900), three keys each.
+    while counts.len() < 27 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} windows fired",
+            counts.len()
+        );
+        std::thread::yield_now();
+    }
+    rt.block_on(handle.cancel());
+    let counts = counts.take();
+    assert_eq!(counts.len(), 27);
+    assert_eq!(counts.iter().sum::<u64>(), 900);
 }
