@@ -282,7 +282,6 @@ pub(crate) fn launch(
         restored_splits: restore.as_ref().map(|c| {
             c.operator_states_of(node)
                 .into_iter()
-                .filter(|s| !s.finished)
                 .map(|s| s.state.operator.clone())
                 .collect()
         }),
