@@ -119,7 +119,8 @@ impl<S: Source> SourceNode for SourceOperatorNode<S> {
             None => self.source.splits(op.parallelism).map_err(failed)?,
             Some(blobs) => {
                 let mut splits = Vec::new();
-                for blob in blobs {
+                // A subtask that had finished left no positions: its splits were all read.
+                for blob in blobs.iter().filter(|b| !b.is_empty()) {
                     let mine: Vec<S::Split> = postcard::from_bytes(blob).map_err(|e| {
                         failed(
                             format!("the checkpointed source positions do not decode: {e}").into(),
