@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use rivulet::prelude::*;
 use rivulet::runtime::checkpoint::CheckpointConfig;
+use rivulet::runtime::sink::FileSink;
 use serde::{Deserialize, Serialize};
 
 const FILES: u64 = 8;
@@ -140,7 +141,7 @@ fn run_job(dirs: &Dirs, run: Run) -> Result<JobResult, JobError> {
             last_timestamp: next.last_timestamp,
         })
         .name("Rolling stats")
-        .sink_to_files(&dirs.output)
+        .sink(FileSink::new(&dirs.output).with_part_suffix(".csv"))
         .name("Sink: files");
     env.execute("sensor statistics")
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use proptest::prelude::*;
 use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy};
 use rivulet_runtime::source::{
     FileSplit, Source, SourcePoll, SourceReader, TextFileReader, TextFileSource,
@@ -203,12 +204,36 @@ impl SinkFunction<String> for CheckpointWatch {
     }
 }
 
-/// Copies the input files to the sink with checkpoints, optionally failing once after the first
-/// checkpoint completed; returns the restarts and completed checkpoints.
+/// Where the copy job fails, once.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    None,
+    /// At the first record after the first checkpoint completed.
+    AfterFirstCheckpoint,
+    /// At this line (which must lie behind the gate, so a checkpoint completed before it).
+    AtLine(&'static str, usize),
+}
+
+/// Copies the input files to the sink with checkpoints, at parallelism 2, optionally failing
+/// once after the first checkpoint completed; returns the restarts and completed checkpoints.
 fn copy_with_checkpoints(input: &Path, output: &Path, fail: bool) -> (u32, u64) {
+    let failure = if fail {
+        Failure::AfterFirstCheckpoint
+    } else {
+        Failure::None
+    };
+    copy_with_failure(input, output, 2, failure)
+}
+
+fn copy_with_failure(
+    input: &Path,
+    output: &Path,
+    parallelism: usize,
+    failure: Failure,
+) -> (u32, u64) {
     let checkpointed = Arc::new(AtomicBool::new(false));
     let env = StreamEnv::new()
-        .with_parallelism(2)
+        .with_parallelism(parallelism)
         .with_buffer_timeout(Duration::from_millis(1))
         .with_checkpointing(CheckpointConfig::every(Duration::from_millis(5)))
         .with_restart_strategy(RestartStrategy::fixed_delay(2, Duration::ZERO));
@@ -218,11 +243,15 @@ fn copy_with_checkpoints(input: &Path, output: &Path, fail: bool) -> (u32, u64) 
         checkpointed: Arc::clone(&checkpointed),
     });
     lines.sink(CheckpointWatch(Arc::clone(&checkpointed)));
-    let armed = Arc::new(AtomicBool::new(fail));
+    let armed = Arc::new(AtomicBool::new(!matches!(failure, Failure::None)));
+    let fail_at = match failure {
+        Failure::AtLine(file, line) => Some(format!("{file}-line{line}")),
+        _ => None,
+    };
     lines
         .map(move |line| {
-            // The first record after the gate opened fails its task, once.
-            if checkpointed.load(Ordering::SeqCst) && armed.swap(false, Ordering::SeqCst) {
+            let here = fail_at.as_ref().is_none_or(|at| *at == line);
+            if here && checkpointed.load(Ordering::SeqCst) && armed.swap(false, Ordering::SeqCst) {
                 panic!("injected failure at {line:?}");
             }
             line.to_uppercase()
@@ -278,4 +307,29 @@ fn a_restore_after_a_subtask_finished_is_exactly_once() {
     assert_eq!(restarts, 1);
     let lines = committed_lines(output.path());
     assert!(lines == expected, "{} lines", lines.len());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// Wherever behind the gate the failure strikes, and at any parallelism, the committed
+    /// output is every input line exactly once.
+    #[test]
+    fn any_failure_point_commits_exactly_once(
+        file in 0usize..3,
+        line in 500usize..1_000,
+        parallelism in 1usize..4,
+    ) {
+        let input = TempDir::new("any-failure-input");
+        let lines = write_input(input.path(), 3, 1_000);
+        let mut expected: Vec<String> = lines.iter().map(|l| l.to_uppercase()).collect();
+        expected.sort();
+        let output = TempDir::new("any-failure-output");
+        let file: &'static str = ["file0", "file1", "file2"][file];
+        let (restarts, _) =
+            copy_with_failure(input.path(), output.path(), parallelism, Failure::AtLine(file, line));
+        prop_assert_eq!(restarts, 1);
+        let committed = committed_lines(output.path());
+        prop_assert!(committed == expected, "{} lines", committed.len());
+    }
 }

@@ -10,6 +10,9 @@
 //! .part-<subtask>-<n>.pending      closed at checkpoint c, waiting for c to complete
 //! part-<subtask>-<n>               committed
 //! ```
+//!
+//! The `part` prefix and an optional suffix (such as `.csv`) are set on the sink, as in Flink's
+//! `OutputFileConfig`.
 
 use std::fmt::{self, Display};
 use std::fs::File;
@@ -88,6 +91,8 @@ struct InProgress {
 pub struct FileSink<T, F = DisplayFormat<T>> {
     directory: PathBuf,
     format: F,
+    prefix: String,
+    suffix: String,
     /// Whether commits wait for checkpoints (set at `open`).
     transactional: bool,
     subtask: usize,
@@ -119,6 +124,8 @@ where
         FileSink {
             directory: directory.into(),
             format,
+            prefix: "part".to_owned(),
+            suffix: String::new(),
             transactional: false,
             subtask: 0,
             initialized: false,
@@ -136,6 +143,8 @@ impl<T, F: Clone> Clone for FileSink<T, F> {
         FileSink {
             directory: self.directory.clone(),
             format: self.format.clone(),
+            prefix: self.prefix.clone(),
+            suffix: self.suffix.clone(),
             transactional: false,
             subtask: 0,
             initialized: false,
@@ -148,18 +157,45 @@ impl<T, F: Clone> Clone for FileSink<T, F> {
     }
 }
 
-/// The subtask and number of a part file of any state (final, in-progress or pending).
-fn parse_part_name(file_name: &str) -> Option<(usize, u64)> {
-    let name = file_name.strip_prefix('.').unwrap_or(file_name);
-    let name = name
-        .strip_suffix(".inprogress")
-        .or_else(|| name.strip_suffix(".pending"))
-        .unwrap_or(name);
-    let (subtask, n) = name.strip_prefix("part-")?.split_once('-')?;
-    Some((subtask.parse().ok()?, n.parse().ok()?))
-}
-
 impl<T, F> FileSink<T, F> {
+    /// Sets what part file names start with: `<prefix>-<subtask>-<n>`. Two sinks may share a
+    /// directory only with different prefixes.
+    ///
+    /// Default: `part`.
+    pub fn with_part_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets what part file names end with, e.g. `.csv`.
+    ///
+    /// Default: nothing.
+    pub fn with_part_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.suffix = suffix.into();
+        self
+    }
+
+    /// The final name of this subtask's part file `n`.
+    fn part_name(&self, n: u64) -> String {
+        format!("{}-{}-{n}{}", self.prefix, self.subtask, self.suffix)
+    }
+
+    /// The subtask and number of one of this sink's part files, in any state (final,
+    /// in-progress or pending).
+    fn parse_part_name(&self, file_name: &str) -> Option<(usize, u64)> {
+        let name = file_name.strip_prefix('.').unwrap_or(file_name);
+        let name = name
+            .strip_suffix(".inprogress")
+            .or_else(|| name.strip_suffix(".pending"))
+            .unwrap_or(name);
+        let name = name
+            .strip_suffix(self.suffix.as_str())?
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('-')?;
+        let (subtask, n) = name.split_once('-')?;
+        Some((subtask.parse().ok()?, n.parse().ok()?))
+    }
+
     fn in_progress_path(&self, name: &str) -> PathBuf {
         self.directory.join(format!(".{name}.inprogress"))
     }
@@ -194,7 +230,7 @@ impl<T, F> FileSink<T, F> {
             let Some(file_name) = file_name.to_str() else {
                 continue;
             };
-            let Some((subtask, n)) = parse_part_name(file_name) else {
+            let Some((subtask, n)) = self.parse_part_name(file_name) else {
                 continue;
             };
             if subtask != self.subtask {
@@ -277,7 +313,7 @@ where
     fn write_batch(&mut self, batch: Records<T>) -> Result<(), BoxError> {
         self.ensure_initialized()?;
         if self.in_progress.is_none() {
-            let name = format!("part-{}-{}", self.subtask, self.next_part);
+            let name = self.part_name(self.next_part);
             self.next_part += 1;
             let path = self.in_progress_path(&name);
             let file = File::create(&path).map_err(FileError::io("create", &path))?;
@@ -397,10 +433,37 @@ mod tests {
 
     #[test]
     fn part_names_parse_in_every_state() {
-        assert_eq!(parse_part_name("part-1-7"), Some((1, 7)));
-        assert_eq!(parse_part_name(".part-0-12.inprogress"), Some((0, 12)));
-        assert_eq!(parse_part_name(".part-3-0.pending"), Some((3, 0)));
-        assert_eq!(parse_part_name("_SUCCESS"), None);
+        let sink = FileSink::<u32>::new("out");
+        assert_eq!(sink.parse_part_name("part-1-7"), Some((1, 7)));
+        assert_eq!(sink.parse_part_name(".part-0-12.inprogress"), Some((0, 12)));
+        assert_eq!(sink.parse_part_name(".part-3-0.pending"), Some((3, 0)));
+        assert_eq!(sink.parse_part_name("_SUCCESS"), None);
+        let csv = FileSink::<u32>::new("out")
+            .with_part_prefix("stats-part")
+            .with_part_suffix(".csv");
+        assert_eq!(csv.parse_part_name("stats-part-2-5.csv"), Some((2, 5)));
+        assert_eq!(
+            csv.parse_part_name(".stats-part-2-6.csv.pending"),
+            Some((2, 6))
+        );
+        assert_eq!(csv.parse_part_name("part-2-5"), None);
+        assert_eq!(csv.part_name(3), "stats-part-0-3.csv");
+    }
+
+    #[test]
+    fn sinks_with_other_prefixes_share_a_directory() {
+        let dir = temp_dir("prefixes");
+        let mut first = open(&dir, 0, false);
+        first.write_batch(Records::from(vec![1])).unwrap();
+        let mut ctx = OperatorContext::new("Sink: files", 0, 1, 128);
+        ctx.checkpointing = false;
+        let mut second = FileSink::<u32>::new(&dir).with_part_prefix("other");
+        second.open(&ctx).unwrap();
+        second.write_batch(Records::from(vec![2])).unwrap();
+        first.finish().unwrap();
+        second.finish().unwrap();
+        assert_eq!(files(&dir), vec!["other-0-0", "part-0-0"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
