@@ -76,6 +76,11 @@ struct InProgress {
 /// deletes its in-progress and pending files that the state does not mention: the leftovers of
 /// the failed attempt.
 ///
+/// The end of the input commits everything at once. If another subtask then fails and the job
+/// restores a checkpoint taken before that end, the restored subtask deletes the files it
+/// committed after the checkpoint, since the restored job writes their records again: the
+/// final output is exactly once, but a reader may briefly have seen those files.
+///
 /// ```
 /// use rivulet_runtime::StreamEnv;
 /// use rivulet_runtime::sink::FileSink;
@@ -312,6 +317,9 @@ where
 
     fn write_batch(&mut self, batch: Records<T>) -> Result<(), BoxError> {
         self.ensure_initialized()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
         if self.in_progress.is_none() {
             let name = self.part_name(self.next_part);
             self.next_part += 1;
