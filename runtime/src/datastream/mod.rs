@@ -723,3 +723,51 @@ impl DataStreamSink {
         }
     }
 }
+
+/// Files: text files in, exactly-once part files out.
+impl StreamEnv {
+    /// A bounded source of the lines of text files, one split per file: `paths` are files, or
+    /// directories standing for their visible files. Records carry no timestamps. See
+    /// [`TextFileSource`](crate::source::TextFileSource).
+    ///
+    /// ```
+    /// use rivulet_runtime::StreamEnv;
+    ///
+    /// let file = std::env::temp_dir().join(format!("rivulet-doc-read-{}.txt", std::process::id()));
+    /// std::fs::write(&file, "a\nb\n").unwrap();
+    /// let env = StreamEnv::new().with_parallelism(1);
+    /// let lines = env.read_text_files([&file]).collect();
+    /// env.execute("read").unwrap();
+    /// assert_eq!(lines.take(), vec!["a", "b"]);
+    /// std::fs::remove_file(&file).unwrap();
+    /// ```
+    pub fn read_text_files(
+        &self,
+        paths: impl IntoIterator<Item = impl Into<std::path::PathBuf>>,
+    ) -> DataStream<String> {
+        self.from_source(crate::source::TextFileSource::new(paths))
+    }
+}
+
+impl<T: Data> Stream<Records<T>> {
+    /// Writes every record's `Display` as a line into part files in `directory`, exactly once
+    /// when the job checkpoints. See [`FileSink`](crate::sink::FileSink), also for a custom
+    /// line format.
+    ///
+    /// ```
+    /// use rivulet_runtime::StreamEnv;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("rivulet-doc-sink-{}", std::process::id()));
+    /// let env = StreamEnv::new().with_parallelism(1);
+    /// env.from_vec(vec![1, 2]).sink_to_files(&dir);
+    /// env.execute("write").unwrap();
+    /// assert_eq!(std::fs::read_to_string(dir.join("part-0-0")).unwrap(), "1\n2\n");
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn sink_to_files(&self, directory: impl Into<std::path::PathBuf>) -> DataStreamSink
+    where
+        T: std::fmt::Display,
+    {
+        self.sink_named("Sink: files", crate::sink::FileSink::new(directory))
+    }
+}

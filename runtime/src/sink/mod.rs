@@ -1,5 +1,9 @@
 //! Built-in sinks: collect results back to the caller, print them, or call a function.
 
+mod file;
+
+pub use file::{DisplayFormat, FileSink};
+
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::sync::Arc;

@@ -11,6 +11,7 @@
 
 mod arrow;
 mod collection;
+mod file;
 
 use std::fmt::Debug;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,6 +22,7 @@ use serde::de::DeserializeOwned;
 
 pub use self::arrow::{RecordBatchReader, RecordBatchSource, RecordBatchSplit};
 pub use collection::{GeneratorSource, GeneratorSplit, IterSource, IterSplit, VecSource, VecSplit};
+pub use file::{FileError, FileSplit, TextFileReader, TextFileSource};
 
 use crate::batch::Batch;
 use crate::error::{BoxError, JobError, TaskError};
