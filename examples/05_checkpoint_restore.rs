@@ -2,15 +2,16 @@
 //! exactly the output of a job that never stopped.
 //!
 //! The example writes 200,000 sensor readings (`sensor,timestamp,value`) into eight text files,
-//! then runs a keyed job over them: parse, key by sensor, and a rolling count, sum and maximum
-//! per sensor, written by the two-phase-commit file sink. It runs the job three times:
+//! then runs a keyed, windowed job over them: parse, key by sensor, and one-minute tumbling
+//! event-time windows with a count, sum and maximum per sensor, written by the two-phase-commit
+//! file sink. It runs the job three times:
 //!
 //! 1. in a child process (this program, started again in a child role), slowed down, with a
 //!    checkpoint every 200 ms; once two checkpoints completed and some part files are committed
 //!    while others are still in progress or pending, the child is killed (`Child::kill`: a real
 //!    process kill, nothing flushed or cleaned up);
 //! 2. in a second child, resuming from the latest checkpoint in the same directories: sources
-//!    seek back to their checkpointed byte offsets, the rolling aggregates get their state back,
+//!    seek back to their checkpointed byte offsets, the open windows get their state back,
 //!    and the file sink commits the part files the checkpoint left pending and deletes the
 //!    killed run's uncommitted files;
 //! 3. uninterrupted, as the reference.
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use rivulet::prelude::*;
 use rivulet::runtime::checkpoint::CheckpointConfig;
 use rivulet::runtime::sink::FileSink;
+use rivulet::runtime::source::TextFileSource;
 use serde::{Deserialize, Serialize};
 
 const FILES: u64 = 8;
@@ -119,10 +121,20 @@ fn run_job(dirs: &Dirs, run: Run) -> Result<JobResult, JobError> {
     // position in the job, so the resumed job must have the same operators.
     let slow = run == Run::First;
     let mut seen = 0u64;
+    // Event time per file (split): each file is in time order, the watermark trails by 5 s.
+    let strategy = WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(5))
+        .with_timestamp_assigner(|line: &String, _| {
+            line.split(',')
+                .nth(1)
+                .and_then(|ts| ts.parse().ok())
+                .unwrap_or(i64::MIN)
+        });
     let readings = env
-        .read_text_files([&dirs.input])
+        .from_source_with_watermarks(TextFileSource::new([&dirs.input]), strategy)
+        .uid("readings")
         .flat_map(|line: String| parse(&line))
         .name("Parse")
+        .uid("parse")
         .map(move |r| {
             seen += 1;
             if slow && seen.is_multiple_of(256) {
@@ -130,19 +142,24 @@ fn run_job(dirs: &Dirs, run: Run) -> Result<JobResult, JobError> {
             }
             r
         })
-        .name("Throttle");
+        .name("Throttle")
+        .uid("throttle");
+    // One-minute tumbling statistics per sensor, final when the watermark passes the minute.
     readings
         .key_by(|r| r.sensor.clone())
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(60)))
         .reduce(|acc, next| SensorStats {
             sensor: acc.sensor,
             readings: acc.readings + next.readings,
             sum: acc.sum + next.sum,
             max: acc.max.max(next.max),
-            last_timestamp: next.last_timestamp,
+            last_timestamp: acc.last_timestamp.max(next.last_timestamp),
         })
-        .name("Rolling stats")
+        .name("Minute stats")
+        .uid("minute-stats")
         .sink(FileSink::new(&dirs.output).with_part_suffix(".csv"))
-        .name("Sink: files");
+        .name("Sink: files")
+        .uid("files");
     env.execute("sensor statistics")
 }
 

@@ -17,7 +17,8 @@
 //! ```
 //!
 //! The numbered examples in `examples/` are the tutorial: `02_word_count` (DataStream API),
-//! `03_windows` (event time and windows).
+//! `03_windows` (event time and windows), `05_checkpoint_restore` (recovery after a process
+//! kill).
 #![warn(missing_docs)]
 
 pub use rivulet_optimizer as optimizer;

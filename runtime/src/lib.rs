@@ -17,8 +17,8 @@
 //! - [`window`]: window assigners (tumbling, sliding, session, global), triggers, window
 //!   functions, and the window operator that fires from the watermark.
 //! - [`checkpoint`]: checkpoint configuration, storage, restart strategies and savepoints.
-//! - [`source`]: the [`Source`](source::Source) trait and in-memory sources.
-//! - [`sink`]: collect and print sinks.
+//! - [`source`]: the [`Source`](source::Source) trait, in-memory, Arrow and text-file sources.
+//! - [`sink`]: collect and print sinks, and the two-phase-commit file sink.
 //!
 //! ```
 //! use rivulet_runtime::StreamEnv;
