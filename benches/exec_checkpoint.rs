@@ -1,6 +1,6 @@
 //! Checkpoint costs on a job with one million keys of `ValueState<i64>`.
 //!
-//! - `exec/checkpoint_throughput/{none,every_1s}`: the same keyed job (2 M records over 1 M keys,
+//! - `exec/checkpoint_throughput/{none,every_1s}`: the same keyed job (6 M records over 1 M keys,
 //!   parallelism 1) without checkpoints and with a checkpoint every second, so the two medians
 //!   give the throughput cost of checkpointing.
 //!
@@ -20,7 +20,7 @@ use rivulet::runtime::state::ValueState;
 use rivulet::runtime::{BoxError, JobResult, StreamEnv};
 
 /// Records per run.
-const N: i64 = 2_000_000;
+const N: i64 = 6_000_000;
 /// Distinct keys, each with one `ValueState<i64>`.
 const KEYS: i64 = 1_000_000;
 
@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
-        .measurement_time(Duration::from_secs(10))
+        .measurement_time(Duration::from_secs(30))
         .throughput(Throughput::Elements(N as u64));
     group.bench_function("none", |b| b.iter(|| job(None, None)));
     group.bench_function("every_1s", |b| {
@@ -117,11 +117,15 @@ fn bench(c: &mut Criterion) {
                 s.state_bytes as f64 / 1e6
             );
         }
+        // The injected failure's panic message is expected; keep the report readable.
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
         let start = Instant::now();
         let result = job(
             Some(Duration::from_millis(500)),
             Some(Arc::new(AtomicBool::new(true))),
         );
+        std::panic::set_hook(quiet);
         eprintln!(
             "  with a failure at 3/4 and recovery: {:.3}s, {} restart(s), {} checkpoint(s)",
             start.elapsed().as_secs_f64(),
