@@ -154,6 +154,8 @@ impl<B: Batch, C: Send + 'static> EdgeFactory for TypedEdge<B, C> {
                 next: channel % targets.len(),
             },
             ShipStrategy::Broadcast => Routing::Broadcast,
+            // With one consumer every key lands on it: no need to compute key groups.
+            ShipStrategy::Hash if targets.len() == 1 => Routing::Single,
             ShipStrategy::Hash => {
                 let selector = self
                     .selector

@@ -108,7 +108,9 @@ pub struct KeyedStateBackend {
     key_ns: Vec<u8>,
     key_len: u32,
     namespace: Vec<u8>,
+    /// The hash of `key_ns`, computed on the first access after the key or namespace changed.
     hash: u64,
+    hash_valid: bool,
     /// The current key group, once a key has been set.
     key_group: Option<KeyGroup>,
     /// `key_group - start`, or `usize::MAX` if no key is set or the key group is not owned.
@@ -138,6 +140,7 @@ impl KeyedStateBackend {
             key_len: 0,
             namespace: Vec::new(),
             hash: hash_key(&[]),
+            hash_valid: true,
             key_group: None,
             group: usize::MAX,
             now: 0,
@@ -175,7 +178,7 @@ impl KeyedStateBackend {
         self.key_ns.extend_from_slice(key);
         self.key_ns.extend_from_slice(&self.namespace);
         self.key_len = key.len() as u32;
-        self.hash = hash_key(&self.key_ns);
+        self.hash_valid = false;
         self.key_group = Some(key_group);
         self.group = self.group_index(key_group).unwrap_or(usize::MAX);
     }
@@ -198,7 +201,7 @@ impl KeyedStateBackend {
         self.namespace.extend_from_slice(namespace);
         self.key_ns.truncate(self.key_len as usize);
         self.key_ns.extend_from_slice(namespace);
-        self.hash = hash_key(&self.key_ns);
+        self.hash_valid = false;
     }
 
     /// The current namespace.
@@ -245,6 +248,7 @@ impl KeyedStateBackend {
     /// when a window fires and is purged.
     pub fn clear_current(&mut self) -> Result<(), StateError> {
         let group = self.current_group("*")?;
+        self.ensure_hash();
         for table in &mut self.tables {
             table.remove_raw(group, self.hash, &self.key_ns);
         }
@@ -463,6 +467,15 @@ impl KeyedStateBackend {
         Ok(self.tables.len() - 1)
     }
 
+    /// Hashes the current key and namespace if they changed since the last access.
+    #[inline]
+    fn ensure_hash(&mut self) {
+        if !self.hash_valid {
+            self.hash = hash_key(&self.key_ns);
+            self.hash_valid = true;
+        }
+    }
+
     /// The typed table in `slot` and a cursor on the current key and namespace.
     #[inline]
     fn access<S: StateValue>(
@@ -471,6 +484,7 @@ impl KeyedStateBackend {
         state: &str,
     ) -> Result<(&mut Table<S>, Cursor<'_>), StateError> {
         let group = self.current_group(state)?;
+        self.ensure_hash();
         let cursor = Cursor {
             group,
             hash: self.hash,
