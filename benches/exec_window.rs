@@ -10,6 +10,9 @@ use rivulet::runtime::state::AggregateFunction;
 use rivulet::runtime::time::WatermarkStrategy;
 use rivulet::runtime::window::{EventTimeSessionWindows, TumblingEventTimeWindows};
 use rivulet::runtime::{DataStream, StreamEnv};
+use support::process_cpu_time;
+
+mod support;
 
 const RECORDS: u64 = 1_000_000;
 const KEYS: u64 = 1_000;
@@ -94,6 +97,29 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+    if std::env::args().any(|a| a == "--bench") {
+        for (name, build) in [
+            ("window_tumbling_count", tumbling as fn(&StreamEnv)),
+            ("window_session", sessions as fn(&StreamEnv)),
+        ] {
+            let (Some(cpu_before), started) = (process_cpu_time(), Instant::now()) else {
+                return;
+            };
+            let mut runs = 0u32;
+            while runs < 3 || started.elapsed() < Duration::from_secs(2) {
+                run(build);
+                runs += 1;
+            }
+            let wall = started.elapsed();
+            let cpu = process_cpu_time().unwrap_or(cpu_before) - cpu_before;
+            let records = f64::from(runs) * RECORDS as f64;
+            eprintln!(
+                "exec/{name}: {:.1} M records/s, {:.1} M records/CPU-s ({runs} runs)",
+                records / wall.as_secs_f64() / 1e6,
+                records / cpu.as_secs_f64().max(0.01) / 1e6
+            );
+        }
+    }
 }
 
 criterion_group!(benches, bench);
