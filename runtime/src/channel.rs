@@ -162,9 +162,7 @@ impl<B: Send> Inbox<B> {
                 return Received::Cancelled;
             }
             if let Some(found) = Self::take_next(&mut state) {
-                if state.writers_waiting > 0 {
-                    self.writable.notify_all();
-                }
+                self.wake_writers(&state, &found);
                 return found;
             }
             state.reader_waiting = true;
@@ -178,13 +176,25 @@ impl<B: Send> Inbox<B> {
             state.reader_waiting = false;
             if timed_out {
                 if let Some(found) = Self::take_next(&mut state) {
-                    if state.writers_waiting > 0 {
-                        self.writable.notify_all();
-                    }
+                    self.wake_writers(&state, &found);
                     return found;
                 }
                 return Received::Timeout;
             }
+        }
+    }
+
+    /// Wakes blocked writers once the channel just read from is at most half full, so a fast
+    /// writer is woken once per several batches rather than for every one.
+    fn wake_writers(&self, state: &InboxState<B>, found: &Received<B>) {
+        if state.writers_waiting == 0 {
+            return;
+        }
+        let Received::Message(channel, _) = found else {
+            return;
+        };
+        if state.channels[*channel].data.len() <= self.capacity / 2 {
+            self.writable.notify_all();
         }
     }
 
