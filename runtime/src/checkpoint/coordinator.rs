@@ -351,7 +351,8 @@ impl Coordinator {
         rx
     }
 
-    /// Runs the trigger loop on a thread until `stop` is set; then writes what is still waiting.
+    /// Runs the trigger loop on a thread until `stop` is set (and the thread unparked); then
+    /// writes what is still waiting.
     pub(crate) fn spawn_trigger(
         self: &Arc<Self>,
         stop: Arc<AtomicBool>,
@@ -367,7 +368,8 @@ impl Coordinator {
             .spawn(move || {
                 while !stop.load(Ordering::Acquire) {
                     coordinator.tick();
-                    std::thread::sleep(step);
+                    // Unparked at once when the job ends.
+                    std::thread::park_timeout(step);
                 }
                 coordinator.write_completed();
             })

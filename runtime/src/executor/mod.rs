@@ -171,6 +171,7 @@ impl RunningJob {
         }
         self.stop_trigger.store(true, Ordering::Release);
         if let Some(trigger) = self.trigger {
+            trigger.thread().unpark();
             let _ = trigger.join();
         }
         if let Some(error) = self.control.first_error.lock().take() {
