@@ -136,21 +136,7 @@ impl<B: Send> Inbox<B> {
 
     /// Holds back or releases the data lane of `channel` (barrier alignment).
     pub(crate) fn set_held(&self, channel: usize, held: bool) {
-        let mut state = self.state.lock();
-        if state.held[channel] != held {
-            state.held[channel] = held;
-        }
-    }
-
-    /// The number of messages queued on all data lanes.
-    #[allow(dead_code)]
-    pub(crate) fn queued(&self) -> usize {
-        self.state
-            .lock()
-            .channels
-            .iter()
-            .map(|c| c.data.len())
-            .sum()
+        self.state.lock().held[channel] = held;
     }
 
     /// Takes the next message: priority lanes first, then data lanes round-robin, skipping held

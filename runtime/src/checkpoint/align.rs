@@ -74,12 +74,6 @@ impl BarrierAligner {
     pub(crate) fn is_held(&self, channel: usize) -> bool {
         self.received[channel]
     }
-
-    /// Whether an alignment is in progress.
-    #[allow(dead_code)]
-    pub(crate) fn is_aligning(&self) -> bool {
-        self.current.is_some()
-    }
 }
 
 #[cfg(test)]

@@ -86,12 +86,6 @@ impl InputTracker {
         update
     }
 
-    /// The task's current watermark.
-    #[allow(dead_code)]
-    pub(crate) fn current(&self) -> i64 {
-        self.current
-    }
-
     /// Data arrived on `channel`, which makes it active.
     pub(crate) fn on_data(&mut self, channel: usize) -> InputUpdate {
         if self.idle[channel] {
