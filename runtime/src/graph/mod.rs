@@ -19,7 +19,7 @@ use crate::channel::{CancelFlag, Inbox, Wake};
 use crate::error::JobError;
 use crate::exchange::{BatchKeySelector, ExchangeWriter, Routing, ShipStrategy};
 use crate::executor::task::{OneInputTask, TaskBody};
-use crate::operator::chain::{Chained, Discard, FanOut, Runtime, TwoInputChained};
+use crate::operator::chain::{Chained, Discard, FanOut, OneInput, Runtime, TwoInput};
 use crate::operator::{Operator, OperatorContext, Output, TwoInputOperator};
 
 /// A type-erased `Arc<Inbox<C>>`.
@@ -188,7 +188,7 @@ impl<O: Operator> OneInputNode for OperatorNode<O> {
 
     fn chain(&self, ctx: BuildContext, out: AnyOutput) -> AnyOutput {
         let out = downcast_output::<O::Out>(out);
-        let chained = Chained::new((self.make)(), ctx.operator, out, ctx.runtime);
+        let chained = Chained::new(OneInput((self.make)()), ctx.operator, out, ctx.runtime);
         Box::new(Box::new(chained) as Box<dyn Output<O::In>>)
     }
 
@@ -222,8 +222,8 @@ impl<O: TwoInputOperator> TwoInputNode for TwoInputOperatorNode<O> {
         let out = downcast_output::<O::Out>(out);
         Box::new(OneInputTask {
             inbox: downcast_inbox::<TwoInputs<O::In1, O::In2>>(inbox),
-            chain: Box::new(TwoInputChained::new(
-                (self.make)(),
+            chain: Box::new(Chained::new(
+                TwoInput((self.make)()),
                 ctx.operator,
                 out,
                 ctx.runtime,

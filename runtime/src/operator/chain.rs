@@ -99,29 +99,130 @@ pub(crate) struct Runtime {
     pub(crate) restore: Option<OperatorState>,
 }
 
-impl Runtime {
-    /// Reports a snapshot to the coordinator.
-    fn ack(&self, ctx: &OperatorContext, checkpoint_id: u64, state: OperatorState) {
-        if let Some(coordinator) = &self.checkpoints {
-            coordinator.ack(checkpoint_id, self.node, ctx.subtask, state);
+/// What a chain link needs from its operator, whatever the operator's inputs: the lifecycle
+/// hooks of [`Operator`] and [`TwoInputOperator`] alike.
+pub(crate) trait LinkOperator: Send + 'static {
+    type Out: Batch;
+    fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError>;
+    fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError>;
+    fn process_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError>;
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        out: &mut dyn Output<Self::Out>,
+    ) -> Result<(), TaskError>;
+    fn finish(&mut self, out: &mut dyn Output<Self::Out>) -> Result<(), TaskError>;
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorState, TaskError>;
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError>;
+    fn close(&mut self);
+}
+
+/// How a link's operator takes a batch of input `C`: the one place one- and two-input
+/// operators differ.
+pub(crate) trait LinkInput<C>: LinkOperator {
+    /// The number of records in `batch`, for the metrics.
+    fn records(batch: &C) -> usize;
+    fn process(&mut self, batch: C, out: &mut dyn Output<Self::Out>) -> Result<(), TaskError>;
+}
+
+/// A one-input operator as a chain link.
+pub(crate) struct OneInput<O>(pub(crate) O);
+
+/// A two-input operator as a chain link, reading [`TwoInputs`].
+pub(crate) struct TwoInput<O>(pub(crate) O);
+
+macro_rules! link_operator {
+    ($wrapper:ident, $bound:ident) => {
+        impl<O: $bound> LinkOperator for $wrapper<O> {
+            type Out = O::Out;
+            fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
+                self.0.open(ctx)
+            }
+            fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
+                self.0.restore_state(state)
+            }
+            fn process_watermark(
+                &mut self,
+                watermark: i64,
+                out: &mut dyn Output<O::Out>,
+            ) -> Result<(), TaskError> {
+                self.0.process_watermark(watermark, out)
+            }
+            fn on_processing_time(
+                &mut self,
+                now_ms: i64,
+                out: &mut dyn Output<O::Out>,
+            ) -> Result<(), TaskError> {
+                self.0.on_processing_time(now_ms, out)
+            }
+            fn finish(&mut self, out: &mut dyn Output<O::Out>) -> Result<(), TaskError> {
+                self.0.finish(out)
+            }
+            fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorState, TaskError> {
+                self.0.snapshot_state(checkpoint_id)
+            }
+            fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
+                self.0.notify_checkpoint_complete(checkpoint_id)
+            }
+            fn close(&mut self) {
+                self.0.close()
+            }
+        }
+    };
+}
+
+link_operator!(OneInput, Operator);
+link_operator!(TwoInput, TwoInputOperator);
+
+impl<O: Operator> LinkInput<O::In> for OneInput<O> {
+    fn records(batch: &O::In) -> usize {
+        batch.len()
+    }
+
+    fn process(&mut self, batch: O::In, out: &mut dyn Output<O::Out>) -> Result<(), TaskError> {
+        self.0.process_batch(batch, out)
+    }
+}
+
+impl<O: TwoInputOperator> LinkInput<TwoInputs<O::In1, O::In2>> for TwoInput<O> {
+    fn records(batch: &TwoInputs<O::In1, O::In2>) -> usize {
+        match batch {
+            TwoInputs::First(b) => b.len(),
+            TwoInputs::Second(b) => b.len(),
+        }
+    }
+
+    fn process(
+        &mut self,
+        batch: TwoInputs<O::In1, O::In2>,
+        out: &mut dyn Output<O::Out>,
+    ) -> Result<(), TaskError> {
+        match batch {
+            TwoInputs::First(batch) => self.0.process_batch1(batch, out),
+            TwoInputs::Second(batch) => self.0.process_batch2(batch, out),
         }
     }
 }
 
-/// An operator together with everything downstream of it in its chain.
-pub(crate) struct Chained<O: Operator> {
-    op: O,
+/// An operator together with everything downstream of it in its chain. As an [`Output`] it
+/// takes the operator's input: it counts records, catches panics and attributes errors to the
+/// operator, snapshots the operator at barriers, and passes control events on.
+pub(crate) struct Chained<L: LinkOperator> {
+    op: L,
     ctx: OperatorContext,
-    out: Box<dyn Output<O::Out>>,
+    out: Box<dyn Output<L::Out>>,
     runtime: Runtime,
-    closed: bool,
 }
 
-impl<O: Operator> Chained<O> {
+impl<L: LinkOperator> Chained<L> {
     pub(crate) fn new(
-        op: O,
+        op: L,
         ctx: OperatorContext,
-        out: Box<dyn Output<O::Out>>,
+        out: Box<dyn Output<L::Out>>,
         runtime: Runtime,
     ) -> Self {
         Chained {
@@ -129,13 +230,12 @@ impl<O: Operator> Chained<O> {
             ctx,
             out,
             runtime,
-            closed: false,
         }
     }
 
     fn run(
         &mut self,
-        f: impl FnOnce(&mut O, &mut dyn Output<O::Out>) -> Result<(), TaskError>,
+        f: impl FnOnce(&mut L, &mut dyn Output<L::Out>) -> Result<(), TaskError>,
     ) -> Result<(), TaskError> {
         let Chained {
             op, out, runtime, ..
@@ -149,13 +249,13 @@ impl<O: Operator> Chained<O> {
     }
 }
 
-impl<O: Operator> Output<O::In> for Chained<O> {
-    fn collect(&mut self, batch: O::In) -> Result<(), TaskError> {
+impl<C: Send, L: LinkInput<C>> Output<C> for Chained<L> {
+    fn collect(&mut self, batch: C) -> Result<(), TaskError> {
         self.runtime
             .metrics
             .records_in
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.run(|op, out| op.process_batch(batch, out))
+            .fetch_add(L::records(&batch) as u64, Ordering::Relaxed);
+        self.run(|op, out| op.process(batch, out))
     }
 
     fn emit_watermark(&mut self, watermark: i64) -> Result<(), TaskError> {
@@ -199,8 +299,13 @@ impl<O: Operator> Output<O::In> for Chained<O> {
             state = Some(op.snapshot_state(barrier.checkpoint_id)?);
             Ok(())
         })?;
-        if let Some(state) = state {
-            self.runtime.ack(&self.ctx, barrier.checkpoint_id, state);
+        if let (Some(state), Some(coordinator)) = (state, &self.runtime.checkpoints) {
+            coordinator.ack(
+                barrier.checkpoint_id,
+                self.runtime.node,
+                self.ctx.subtask,
+                state,
+            );
         }
         self.out.emit_barrier(barrier)
     }
@@ -211,132 +316,10 @@ impl<O: Operator> Output<O::In> for Chained<O> {
     }
 }
 
-impl<O: Operator> Drop for Chained<O> {
-    fn drop(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            let op = &mut self.op;
-            // A panic in close must not abort the process while a failed task unwinds.
-            let _ = catch_unwind(AssertUnwindSafe(|| op.close()));
-        }
-    }
-}
-
-/// A two-input operator at the head of its task, with everything downstream of it.
-pub(crate) struct TwoInputChained<O: TwoInputOperator> {
-    op: O,
-    ctx: OperatorContext,
-    out: Box<dyn Output<O::Out>>,
-    runtime: Runtime,
-}
-
-impl<O: TwoInputOperator> TwoInputChained<O> {
-    pub(crate) fn new(
-        op: O,
-        ctx: OperatorContext,
-        out: Box<dyn Output<O::Out>>,
-        runtime: Runtime,
-    ) -> Self {
-        TwoInputChained {
-            op,
-            ctx,
-            out,
-            runtime,
-        }
-    }
-
-    fn run(
-        &mut self,
-        f: impl FnOnce(&mut O, &mut dyn Output<O::Out>) -> Result<(), TaskError>,
-    ) -> Result<(), TaskError> {
-        let TwoInputChained {
-            op, out, runtime, ..
-        } = self;
-        let mut counting = Counting {
-            inner: out.as_mut(),
-            counter: &runtime.metrics.records_out,
-        };
-        let result = catch_unwind(AssertUnwindSafe(|| f(op, &mut counting)));
-        attribute(&self.ctx, result)
-    }
-}
-
-impl<O: TwoInputOperator> Output<TwoInputs<O::In1, O::In2>> for TwoInputChained<O> {
-    fn collect(&mut self, batch: TwoInputs<O::In1, O::In2>) -> Result<(), TaskError> {
-        match batch {
-            TwoInputs::First(batch) => {
-                self.runtime
-                    .metrics
-                    .records_in
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                self.run(|op, out| op.process_batch1(batch, out))
-            }
-            TwoInputs::Second(batch) => {
-                self.runtime
-                    .metrics
-                    .records_in
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                self.run(|op, out| op.process_batch2(batch, out))
-            }
-        }
-    }
-
-    fn emit_watermark(&mut self, watermark: i64) -> Result<(), TaskError> {
-        self.run(|op, out| op.process_watermark(watermark, out))
-    }
-
-    fn flush(&mut self) -> Result<(), TaskError> {
-        self.out.flush()
-    }
-
-    fn finish(&mut self) -> Result<(), TaskError> {
-        self.run(|op, out| op.finish(out))?;
-        self.out.finish()
-    }
-
-    fn open(&mut self) -> Result<(), TaskError> {
-        let ctx = self.ctx.clone();
-        let restore = self.runtime.restore.take();
-        self.run(|op, _| {
-            op.open(&ctx)?;
-            match &restore {
-                Some(state) => op.restore_state(state),
-                None => Ok(()),
-            }
-        })?;
-        self.out.open()
-    }
-
-    fn processing_time(&mut self, now_ms: i64) -> Result<(), TaskError> {
-        self.run(|op, out| op.on_processing_time(now_ms, out))?;
-        self.out.processing_time(now_ms)
-    }
-
-    fn emit_idle(&mut self, idle: bool) -> Result<(), TaskError> {
-        self.out.emit_idle(idle)
-    }
-
-    fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
-        let mut state = None;
-        self.run(|op, _| {
-            state = Some(op.snapshot_state(barrier.checkpoint_id)?);
-            Ok(())
-        })?;
-        if let Some(state) = state {
-            self.runtime.ack(&self.ctx, barrier.checkpoint_id, state);
-        }
-        self.out.emit_barrier(barrier)
-    }
-
-    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
-        self.run(|op, _| op.notify_checkpoint_complete(checkpoint_id))?;
-        self.out.notify_checkpoint_complete(checkpoint_id)
-    }
-}
-
-impl<O: TwoInputOperator> Drop for TwoInputChained<O> {
+impl<L: LinkOperator> Drop for Chained<L> {
     fn drop(&mut self) {
         let op = &mut self.op;
+        // A panic in close must not abort the process while a failed task unwinds.
         let _ = catch_unwind(AssertUnwindSafe(|| op.close()));
     }
 }
