@@ -17,7 +17,7 @@ use crate::batch::{Batch, BatchBuffer, Records};
 use crate::channel::Inbox;
 use crate::error::{BoxError, TaskError};
 use crate::keys::{
-    EncodedKeys, KeyGroup, encode_arrow_keys, encode_key, hash_key_bytes, key_group_for_hash,
+    EncodedKeys, KeyGroup, encode_arrow_keys, hash_key_bytes, key_group_for_hash, key_group_of,
     subtask_for_key_group,
 };
 use crate::message::{Barrier, Message};
@@ -107,12 +107,11 @@ where
     ) -> Result<(), BoxError> {
         out.reserve(batch.len());
         for value in batch.values() {
-            self.scratch.clear();
-            encode_key(&(self.key)(value), &mut self.scratch)?;
-            out.push(key_group_for_hash(
-                hash_key_bytes(&self.scratch),
+            out.push(key_group_of(
+                &(self.key)(value),
                 max_parallelism,
-            ));
+                &mut self.scratch,
+            )?);
         }
         Ok(())
     }

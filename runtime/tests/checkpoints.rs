@@ -6,108 +6,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use rivulet_runtime::StreamEnv;
 use rivulet_runtime::checkpoint::{
     CheckpointConfig, CheckpointingMode, RestartStrategy, SavepointRestore,
 };
-use rivulet_runtime::source::{Source, SourcePoll, SourceReader, VecSplit};
-use rivulet_runtime::{BoxError, Records, SinkFunction, StreamEnv};
 
-/// Numbers `0..total` in `parallelism` splits. The second half of each split waits until a
-/// checkpoint completed, so a failure there always has a checkpoint to restore from.
-#[derive(Clone)]
-struct GatedSource {
-    total: u64,
-    checkpointed: Arc<AtomicBool>,
-    emitted: Arc<AtomicU64>,
-    /// The source fails once when a batch would include this record.
-    fail_at: Option<(u64, Arc<AtomicBool>)>,
-}
+mod common;
 
-struct GatedReader {
-    split: VecSplit,
-    checkpointed: Arc<AtomicBool>,
-    emitted: Arc<AtomicU64>,
-    fail_at: Option<(u64, Arc<AtomicBool>)>,
-}
+use common::{CheckpointWatch, GatedSource};
 
-impl Source for GatedSource {
-    type Batch = Records<u64>;
-    type Split = VecSplit;
-    type Reader = GatedReader;
-
-    fn splits(&self, parallelism: usize) -> Result<Vec<VecSplit>, BoxError> {
-        let p = parallelism as u64;
-        Ok((0..p)
-            .map(|i| VecSplit {
-                start: self.total * i / p,
-                end: self.total * (i + 1) / p,
-                position: self.total * i / p,
-            })
-            .collect())
-    }
-
-    fn create_reader(&self, split: VecSplit) -> Result<GatedReader, BoxError> {
-        Ok(GatedReader {
-            split,
-            checkpointed: Arc::clone(&self.checkpointed),
-            emitted: Arc::clone(&self.emitted),
-            fail_at: self.fail_at.clone(),
-        })
-    }
-}
-
-impl SourceReader for GatedReader {
-    type Batch = Records<u64>;
-    type Split = VecSplit;
-
-    fn poll(&mut self, _max: usize) -> Result<SourcePoll<Records<u64>>, BoxError> {
-        let VecSplit {
-            start,
-            end,
-            position,
-        } = self.split;
-        if position >= end {
-            return Ok(SourcePoll::Finished);
-        }
-        let half = start + (end - start) / 2;
-        if position >= half && !self.checkpointed.load(Ordering::SeqCst) {
-            return Ok(SourcePoll::Idle);
-        }
-        // Small batches, so barriers fall between them often.
-        let to = (position + 50).min(end);
-        if let Some((at, armed)) = &self.fail_at
-            && (position..to).contains(at)
-            && armed.swap(false, Ordering::SeqCst)
-        {
-            return Err(format!("the source failed before record {at}").into());
-        }
-        self.split.position = to;
-        self.emitted.fetch_add(to - position, Ordering::SeqCst);
-        Ok(SourcePoll::Ready(Records::from(
-            (position..to).collect::<Vec<_>>(),
-        )))
-    }
-
-    fn snapshot(&self) -> VecSplit {
-        self.split.clone()
-    }
-}
-
-/// Opens the gate once a checkpoint completed.
-#[derive(Clone)]
-struct CheckpointWatch {
-    checkpointed: Arc<AtomicBool>,
-}
-
-impl SinkFunction<u64> for CheckpointWatch {
-    fn write_batch(&mut self, _batch: Records<u64>) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    fn notify_checkpoint_complete(&mut self, _id: u64) -> Result<(), BoxError> {
-        self.checkpointed.store(true, Ordering::SeqCst);
-        Ok(())
-    }
+/// The numbers `0..total`, gated on a first checkpoint (see [`GatedSource`]).
+fn numbers(total: u64, gate: &Arc<AtomicBool>) -> GatedSource<u64> {
+    GatedSource::new(total, Arc::clone(gate), |i| i)
 }
 
 /// Where a run fails: the map once at each of `map_at`, the source once at `source_at`.
@@ -132,16 +42,12 @@ fn run_with(
         .with_checkpointing(config(CheckpointConfig::every(Duration::from_millis(5))))
         .with_restart_strategy(RestartStrategy::fixed_delay(5, Duration::ZERO));
     let numbers = env.from_source(GatedSource {
-        total,
-        checkpointed: Arc::clone(&checkpointed),
-        emitted: Arc::default(),
         fail_at: failures
             .source_at
             .map(|at| (at, Arc::new(AtomicBool::new(true)))),
+        ..numbers(total, &checkpointed)
     });
-    numbers.sink(CheckpointWatch {
-        checkpointed: Arc::clone(&checkpointed),
-    });
+    numbers.sink(CheckpointWatch(Arc::clone(&checkpointed)));
     // An empty input whose subtasks finish at once: a restore must cope with finished sources.
     let numbers = numbers.union([env.from_vec(Vec::<u64>::new())]);
     let armed: Arc<Vec<(u64, AtomicBool)>> = Arc::new(
@@ -260,10 +166,8 @@ fn a_new_job_resumes_from_the_latest_checkpoint_in_its_directory() {
             .with_checkpointing(checkpoints);
         let counts = env
             .from_source(GatedSource {
-                total,
-                checkpointed: gate,
                 emitted,
-                fail_at: None,
+                ..numbers(total, &gate)
             })
             .map(|x| (x % 7, 1u64))
             .key_by(|(k, _)| *k)
@@ -379,10 +283,8 @@ fn a_savepoint_taken_at_parallelism_two_restores_at_three() {
         let emitted = Arc::new(AtomicU64::new(0));
         let counts = env
             .from_source(GatedSource {
-                total,
-                checkpointed: Arc::new(AtomicBool::new(gate)),
                 emitted: Arc::clone(&emitted),
-                fail_at: None,
+                ..numbers(total, &Arc::new(AtomicBool::new(gate)))
             })
             .uid("numbers")
             .map(|x| (x % 7, 1u64))
@@ -438,14 +340,9 @@ fn a_savepoint_taken_at_parallelism_two_restores_at_three() {
     let env = StreamEnv::new()
         .with_parallelism(1)
         .with_savepoint_restore(SavepointRestore::from(&savepoint).allow_non_restored_state());
-    env.from_source(GatedSource {
-        total,
-        checkpointed: Arc::new(AtomicBool::new(true)),
-        emitted: Arc::default(),
-        fail_at: None,
-    })
-    .uid("numbers")
-    .for_each(|_| {});
+    env.from_source(numbers(total, &Arc::new(AtomicBool::new(true))))
+        .uid("numbers")
+        .for_each(|_| {});
     env.execute("changed job, allowed").unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }

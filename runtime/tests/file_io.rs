@@ -12,7 +12,11 @@ use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy};
 use rivulet_runtime::source::{
     FileSplit, Source, SourcePoll, SourceReader, TextFileReader, TextFileSource,
 };
-use rivulet_runtime::{BoxError, Records, SinkFunction, StreamEnv};
+use rivulet_runtime::{BoxError, Records, StreamEnv};
+
+mod common;
+
+use common::CheckpointWatch;
 
 /// A fresh directory under the system's temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -186,21 +190,6 @@ impl SourceReader for GatedReader {
 
     fn snapshot(&self) -> FileSplit {
         self.reader.snapshot()
-    }
-}
-
-/// Opens the gate once a checkpoint completed.
-#[derive(Clone)]
-struct CheckpointWatch(Arc<AtomicBool>);
-
-impl SinkFunction<String> for CheckpointWatch {
-    fn write_batch(&mut self, _batch: Records<String>) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    fn notify_checkpoint_complete(&mut self, _id: u64) -> Result<(), BoxError> {
-        self.0.store(true, Ordering::SeqCst);
-        Ok(())
     }
 }
 

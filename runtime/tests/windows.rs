@@ -9,14 +9,18 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 use rivulet_runtime::checkpoint::{CheckpointConfig, RestartStrategy, SavepointRestore};
 use rivulet_runtime::operator::keyed::Collector;
-use rivulet_runtime::source::{Source, SourcePoll, SourceReader, VecSplit};
+use rivulet_runtime::source::{Source, SourcePoll, SourceReader};
 use rivulet_runtime::state::AggregateFunction;
 use rivulet_runtime::time::{ManualClock, WatermarkStrategy};
 use rivulet_runtime::window::{
     CountTrigger, EventTimeSessionWindows, GlobalWindows, ProcessWindowFunction,
     SlidingEventTimeWindows, TimeWindow, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
 };
-use rivulet_runtime::{BoxError, DataStream, Records, SinkFunction, StreamEnv};
+use rivulet_runtime::{BoxError, DataStream, Records, StreamEnv};
+
+mod common;
+
+use common::{CheckpointWatch, GatedSource};
 
 /// (key, timestamp, value)
 type Event = (u32, i64, u64);
@@ -611,86 +615,14 @@ fn processing_time_windows_fire_when_the_clock_passes_their_end() {
         .unwrap();
 }
 
-/// Records `(i % 7, i, 1)` for `i` in `0..total`, timestamp `i`, in small batches, one split per
-/// subtask. The second half of each split waits until a checkpoint completed, so a failure there
-/// has a checkpoint to restore.
-#[derive(Clone)]
-struct GatedEvents {
-    total: u64,
-    checkpointed: Arc<AtomicBool>,
-}
-
-struct GatedReader {
-    split: VecSplit,
-    checkpointed: Arc<AtomicBool>,
-}
-
-impl Source for GatedEvents {
-    type Batch = Records<Event>;
-    type Split = VecSplit;
-    type Reader = GatedReader;
-
-    fn splits(&self, parallelism: usize) -> Result<Vec<VecSplit>, BoxError> {
-        let p = parallelism as u64;
-        Ok((0..p)
-            .map(|i| VecSplit {
-                start: self.total * i / p,
-                end: self.total * (i + 1) / p,
-                position: self.total * i / p,
-            })
-            .collect())
-    }
-
-    fn create_reader(&self, split: VecSplit) -> Result<GatedReader, BoxError> {
-        Ok(GatedReader {
-            split,
-            checkpointed: Arc::clone(&self.checkpointed),
+/// Records `(i % 7, i, 1)` for `i` in `0..total`, timestamp `i`, gated on a first checkpoint
+/// (see [`GatedSource`]).
+fn gated_events(total: u64, checkpointed: &Arc<AtomicBool>) -> GatedSource<Event> {
+    GatedSource {
+        batch: 25,
+        ..GatedSource::new(total, Arc::clone(checkpointed), |i| {
+            ((i % 7) as u32, i as i64, 1)
         })
-    }
-}
-
-impl SourceReader for GatedReader {
-    type Batch = Records<Event>;
-    type Split = VecSplit;
-
-    fn poll(&mut self, _: usize) -> Result<SourcePoll<Records<Event>>, BoxError> {
-        let VecSplit {
-            start,
-            end,
-            position,
-        } = self.split;
-        if position >= end {
-            return Ok(SourcePoll::Finished);
-        }
-        if position >= start + (end - start) / 2 && !self.checkpointed.load(Ordering::SeqCst) {
-            return Ok(SourcePoll::Idle);
-        }
-        let to = (position + 25).min(end);
-        self.split.position = to;
-        Ok(SourcePoll::Ready(Records::from(
-            (position..to)
-                .map(|i| ((i % 7) as u32, i as i64, 1))
-                .collect::<Vec<Event>>(),
-        )))
-    }
-
-    fn snapshot(&self) -> VecSplit {
-        self.split.clone()
-    }
-}
-
-/// Opens the gate once a checkpoint completed.
-#[derive(Clone)]
-struct CheckpointWatch(Arc<AtomicBool>);
-
-impl SinkFunction<Event> for CheckpointWatch {
-    fn write_batch(&mut self, _: Records<Event>) -> Result<(), BoxError> {
-        Ok(())
-    }
-
-    fn notify_checkpoint_complete(&mut self, _: u64) -> Result<(), BoxError> {
-        self.0.store(true, Ordering::SeqCst);
-        Ok(())
     }
 }
 
@@ -706,10 +638,7 @@ fn run_with_checkpoints(total: u64, fail_at: Option<u64>) -> (Summaries, u32) {
     // One source subtask: restoring a checkpoint taken after a source subtask finished fails
     // to decode its (empty) positions, a separate issue of the source checkpointing.
     let events = env
-        .from_source(GatedEvents {
-            total,
-            checkpointed: Arc::clone(&checkpointed),
-        })
+        .from_source(gated_events(total, &checkpointed))
         .set_parallelism(1);
     events.sink(CheckpointWatch(Arc::clone(&checkpointed)));
     let fail = fail_at.unwrap_or(u64::MAX);
@@ -770,10 +699,7 @@ fn windows_stopped_with_a_savepoint_at_parallelism_two_resume_at_three() {
             env = env.with_savepoint_restore(restore);
         }
         let keyed = env
-            .from_source(GatedEvents {
-                total,
-                checkpointed: Arc::new(AtomicBool::new(gate)),
-            })
+            .from_source(gated_events(total, &Arc::new(AtomicBool::new(gate))))
             .uid("events")
             .assign_timestamps_and_watermarks(
                 WatermarkStrategy::for_monotonous_timestamps()

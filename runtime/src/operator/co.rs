@@ -6,7 +6,7 @@ use super::keyed::{Collector, KeyedContext, fire_timers};
 use super::{OperatorContext, Output, TwoInputOperator};
 use crate::batch::{Data, NO_TIMESTAMP, Records};
 use crate::error::{BoxError, TaskError};
-use crate::keys::{encode_key, hash_key_bytes, key_group_for_hash};
+use crate::keys::key_group_of;
 use crate::state::KeyedStateBackend;
 use crate::time::{TimeDomain, Timers};
 
@@ -240,14 +240,11 @@ where
         for (i, value) in values.into_iter().enumerate() {
             let timestamp = timestamps.get(i).copied().filter(|t| *t != NO_TIMESTAMP);
             let key = key_of(self, &value);
-            self.scratch.clear();
-            encode_key(&key, &mut self.scratch)?;
             let (backend, operator) = self
                 .state
                 .as_mut()
                 .ok_or("a keyed operator processed a record before it was opened")?;
-            let key_group =
-                key_group_for_hash(hash_key_bytes(&self.scratch), operator.max_parallelism);
+            let key_group = key_group_of(&key, operator.max_parallelism, &mut self.scratch)?;
             backend.set_current_key(&self.scratch, key_group);
             let mut ctx = KeyedContext::new(&key, timestamp, backend, operator, &mut self.timers);
             call(

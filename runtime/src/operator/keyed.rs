@@ -12,7 +12,7 @@ use super::OperatorState;
 use super::{Operator, OperatorContext, Output};
 use crate::batch::{Data, NO_TIMESTAMP, Records};
 use crate::error::{BoxError, TaskError};
-use crate::keys::{encode_key, hash_key_bytes, key_group_for_hash};
+use crate::keys::key_group_of;
 use crate::state::{KeyedStateAccess, KeyedStateBackend, ValueState};
 use crate::time::{TimeDomain, TimerKey, Timers};
 
@@ -241,9 +241,7 @@ impl<T, K: Serialize, F: Fn(&T) -> K> KeyContext<T, K, F> {
     /// Computes the key of `value` and makes it the backend's current key.
     fn set_current(&mut self, value: &T) -> Result<(K, &mut KeyedStateBackend), BoxError> {
         let key = (self.key_of)(value);
-        self.scratch.clear();
-        encode_key(&key, &mut self.scratch)?;
-        let key_group = key_group_for_hash(hash_key_bytes(&self.scratch), self.max_parallelism);
+        let key_group = key_group_of(&key, self.max_parallelism, &mut self.scratch)?;
         let backend = self
             .backend
             .as_mut()

@@ -13,7 +13,7 @@ use super::trigger::{TimeDomain, TimerChange, Trigger, TriggerContext, TriggerRe
 use super::{Window, WindowError};
 use crate::batch::{Batch, Data, NO_TIMESTAMP, Records};
 use crate::error::TaskError;
-use crate::keys::{KeyGroup, encode_key, hash_key_bytes, key_group_for_hash};
+use crate::keys::{KeyGroup, key_group_of};
 use crate::operator::keyed::Collector;
 use crate::operator::{Operator, OperatorContext, OperatorState, Output};
 use crate::state::{KeyedStateBackend, StateValue, ValueState};
@@ -601,9 +601,7 @@ where
             .into());
         }
         let key = self.spec.key_of.key_of(&value);
-        self.key_bytes.clear();
-        encode_key(&key, &mut self.key_bytes)?;
-        let key_group = key_group_for_hash(hash_key_bytes(&self.key_bytes), self.max_parallelism);
+        let key_group = key_group_of(&key, self.max_parallelism, &mut self.key_bytes)?;
         let key_bytes = std::mem::take(&mut self.key_bytes);
         opened(&mut self.backend)?.set_current_key(&key_bytes, key_group);
         self.key_bytes = key_bytes;
