@@ -53,6 +53,7 @@ pub mod graph;
 pub mod keys;
 mod message;
 pub mod operator;
+pub mod relational;
 pub mod sink;
 pub mod source;
 pub mod state;

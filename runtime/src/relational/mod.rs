@@ -1,0 +1,20 @@
+//! The physical relational layer: what a table pipeline runs as.
+//!
+//! Everything here works on Arrow [`ChangelogBatch`](crate::ChangelogBatch)es and knows nothing of
+//! logical plans; the optimizer lowers a plan into these pieces.
+//!
+//! - [`scalar`]: [`ScalarValue`], one typed value (a literal, an accumulator's state).
+//! - [`expr`]: [`PhysicalExpr`], vectorised expressions evaluated on record batches, and the
+//!   [`EvalContext`] that applies the environment's [`BadDataPolicy`].
+//! - [`function`]: the user-function traits: scalar ([`ScalarUdf`]), table ([`TableUdf`]) and
+//!   aggregate ([`AggregateUdf`] with its row-wise [`Accumulator`]).
+
+pub mod expr;
+pub mod function;
+pub mod scalar;
+
+pub use expr::{
+    BadDataPolicy, BadRows, ColumnarValue, EvalContext, EvalError, PhysicalExpr, PhysicalExprRef,
+};
+pub use function::{Accumulator, AggregateUdf, ScalarUdf, TableUdf};
+pub use scalar::ScalarValue;
