@@ -1,2 +1,26 @@
-//! The logical layer of rivulet.
+//! The logical layer of rivulet: what a table pipeline means, before it runs.
+//!
+//! - [`schema`]: [`PlanSchema`], the typed, optionally qualified columns of a plan node.
+//! - [`expr`]: the logical [`Expr`]ession tree, type inference and the built-in functions.
+//! - [`plan`]: [`LogicalPlan`], the relational operators, each with its output schema.
+//! - [`error`]: [`PlanError`], typed build-time errors that name the operation.
+//!
+//! Lowering a plan into runtime operators is a separate step (`physical`), so the optimizer can
+//! run between building and lowering.
 #![warn(missing_docs)]
+
+pub mod changelog;
+pub mod error;
+pub mod expr;
+pub mod physical;
+pub mod plan;
+pub mod schema;
+pub mod source;
+
+pub use changelog::ChangelogMode;
+pub use error::PlanError;
+pub use expr::{AggregateFunction, BinaryOp, BuiltinFunction, Column, Expr, SortExpr};
+pub use plan::{JoinKind, LogicalPlan, SetOpKind};
+pub use rivulet_runtime::relational::ScalarValue;
+pub use schema::{PlanField, PlanSchema, PlanSchemaRef, TimeAttribute};
+pub use source::{EventTimeSpec, Statistics, TableSource, TableSourceRef};

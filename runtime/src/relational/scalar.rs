@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, DurationMillisecondArray,
-    Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, IntervalYearMonthArray,
-    StringArray, TimestampMillisecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
-    new_null_array,
+    Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
+    IntervalYearMonthArray, StringArray, TimestampMillisecondArray, UInt8Array, UInt16Array,
+    UInt32Array, UInt64Array, new_null_array,
 };
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, DurationMillisecondType, Float32Type, Float64Type,
@@ -125,11 +125,14 @@ impl ScalarValue {
                     .with_precision_and_scale(*precision, *scale)
                     .expect("a decimal scalar has a valid precision and scale"),
             ),
-            ScalarValue::Utf8(v) => Arc::new(StringArray::from_iter_values(
-                std::iter::repeat_n(v.as_str(), rows),
-            )),
+            ScalarValue::Utf8(v) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                v.as_str(),
+                rows,
+            ))),
             ScalarValue::Date32(v) => Arc::new(Date32Array::from_value(*v, rows)),
-            ScalarValue::TimestampMs(v) => Arc::new(TimestampMillisecondArray::from_value(*v, rows)),
+            ScalarValue::TimestampMs(v) => {
+                Arc::new(TimestampMillisecondArray::from_value(*v, rows))
+            }
             ScalarValue::DurationMs(v) => Arc::new(DurationMillisecondArray::from_value(*v, rows)),
             ScalarValue::IntervalMonths(v) => {
                 Arc::new(IntervalYearMonthArray::from_value(*v, rows))
@@ -172,9 +175,9 @@ impl ScalarValue {
             DataType::Timestamp(TimeUnit::Millisecond, _) => ScalarValue::TimestampMs(
                 array.as_primitive::<TimestampMillisecondType>().value(row),
             ),
-            DataType::Duration(TimeUnit::Millisecond) => ScalarValue::DurationMs(
-                array.as_primitive::<DurationMillisecondType>().value(row),
-            ),
+            DataType::Duration(TimeUnit::Millisecond) => {
+                ScalarValue::DurationMs(array.as_primitive::<DurationMillisecondType>().value(row))
+            }
             DataType::Interval(IntervalUnit::YearMonth) => ScalarValue::IntervalMonths(
                 array.as_primitive::<IntervalYearMonthType>().value(row),
             ),

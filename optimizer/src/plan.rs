@@ -1,0 +1,416 @@
+//! [`LogicalPlan`]: the relational operators of a table pipeline, each with its output schema.
+//!
+//! Plans are immutable trees of shared nodes. Every node's expressions were resolved and typed
+//! against its input when it was built (see `builder`), so a plan that exists is well typed.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+
+use crate::expr::{Expr, SortExpr};
+use crate::schema::{PlanSchema, PlanSchemaRef};
+use crate::source::{TableSourceRef, TableUdfRef};
+
+/// How a join pairs rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JoinKind {
+    /// Matching pairs only.
+    Inner,
+    /// Every left row; unmatched ones padded with nulls.
+    Left,
+    /// Every right row; unmatched ones padded with nulls.
+    Right,
+    /// Every row of both sides.
+    Full,
+    /// Left rows with at least one match (output: left columns only).
+    Semi,
+    /// Left rows without a match (output: left columns only).
+    Anti,
+}
+
+impl JoinKind {
+    /// The kind as printed in plans.
+    pub fn name(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "inner",
+            JoinKind::Left => "left",
+            JoinKind::Right => "right",
+            JoinKind::Full => "full",
+            JoinKind::Semi => "semi",
+            JoinKind::Anti => "anti",
+        }
+    }
+
+    /// Whether the output has only the left side's columns.
+    pub fn left_only(self) -> bool {
+        matches!(self, JoinKind::Semi | JoinKind::Anti)
+    }
+}
+
+/// `INTERSECT` or `EXCEPT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SetOpKind {
+    /// Rows in both inputs.
+    Intersect,
+    /// Rows of the left input not in the right.
+    Except,
+}
+
+/// Reading a registered table.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// The name it was registered under.
+    pub table: String,
+    /// Where the rows come from.
+    pub source: TableSourceRef,
+    /// The columns read, as positions in the source's schema (all when `None`).
+    pub projection: Option<Vec<usize>>,
+    /// The output schema.
+    pub schema: PlanSchemaRef,
+}
+
+/// Rows given in the plan itself.
+#[derive(Debug, Clone)]
+pub struct Values {
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+    /// The output schema.
+    pub schema: PlanSchemaRef,
+}
+
+/// Computes new columns from each row.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// One expression per output column.
+    pub exprs: Vec<Expr>,
+    /// The output schema.
+    pub schema: PlanSchemaRef,
+}
+
+/// Keeps the rows where a predicate holds.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// A boolean expression; null counts as false.
+    pub predicate: Expr,
+}
+
+/// Groups rows and aggregates each group.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// The group keys (no keys: one global group).
+    pub group: Vec<Expr>,
+    /// The aggregates, each an [`Expr::Aggregate`] (possibly aliased).
+    pub aggregates: Vec<Expr>,
+    /// The output schema: the keys, then the aggregates.
+    pub schema: PlanSchemaRef,
+}
+
+/// Pairs rows of two inputs.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// The left input.
+    pub left: Arc<LogicalPlan>,
+    /// The right input.
+    pub right: Arc<LogicalPlan>,
+    /// How rows pair.
+    pub kind: JoinKind,
+    /// Equality keys: `(left expr, right expr)` pairs over each side's schema.
+    pub on: Vec<(Expr, Expr)>,
+    /// Extra condition over the joined row (left columns, then right columns).
+    pub filter: Option<Expr>,
+    /// When set, `on` equalities also match two nulls (`IS NOT DISTINCT FROM`).
+    pub null_equals_null: bool,
+    /// The output schema.
+    pub schema: PlanSchemaRef,
+}
+
+/// Concatenates inputs of the same columns (`UNION ALL`).
+#[derive(Debug, Clone)]
+pub struct Union {
+    /// The inputs.
+    pub inputs: Vec<Arc<LogicalPlan>>,
+    /// The output schema (the first input's names).
+    pub schema: PlanSchemaRef,
+}
+
+/// `INTERSECT [ALL]` or `EXCEPT [ALL]`.
+#[derive(Debug, Clone)]
+pub struct SetOperation {
+    /// The left input.
+    pub left: Arc<LogicalPlan>,
+    /// The right input.
+    pub right: Arc<LogicalPlan>,
+    /// Which operation.
+    pub kind: SetOpKind,
+    /// With `ALL`, multiplicities count (`min(l, r)` or `max(l - r, 0)` copies); without,
+    /// each distinct row at most once.
+    pub all: bool,
+    /// The output schema (the left input's).
+    pub schema: PlanSchemaRef,
+}
+
+/// Removes duplicate rows.
+#[derive(Debug, Clone)]
+pub struct Distinct {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+}
+
+/// Orders rows (bounded input only), optionally keeping only the first `fetch`.
+#[derive(Debug, Clone)]
+pub struct Sort {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// The sort keys, most significant first.
+    pub order: Vec<SortExpr>,
+    /// Keep only this many rows (after `skip`), when set.
+    pub fetch: Option<usize>,
+}
+
+/// Skips `skip` rows and keeps the next `fetch`.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// Rows to skip.
+    pub skip: usize,
+    /// Rows to keep after them (all when `None`).
+    pub fetch: Option<usize>,
+}
+
+/// Joins each row with the rows a table function produces for it (lateral join, `flat_map`,
+/// `unnest`).
+#[derive(Debug, Clone)]
+pub struct Correlate {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// The function.
+    pub function: TableUdfRef,
+    /// Its arguments over the input's columns.
+    pub args: Vec<Expr>,
+    /// Inner (rows producing nothing vanish) or left (they are kept, padded with nulls).
+    pub kind: JoinKind,
+    /// The output schema: the input's columns, then the function's.
+    pub schema: PlanSchemaRef,
+}
+
+/// Gives a node's columns a new qualifier (a table alias).
+#[derive(Debug, Clone)]
+pub struct SubqueryAlias {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// The alias.
+    pub alias: String,
+    /// The requalified schema.
+    pub schema: PlanSchemaRef,
+}
+
+/// A relational operator of a table pipeline.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LogicalPlan {
+    /// A registered table.
+    Scan(Scan),
+    /// Literal rows.
+    Values(Values),
+    /// Computed columns.
+    Projection(Projection),
+    /// A predicate.
+    Filter(Filter),
+    /// Group and aggregate.
+    Aggregate(Aggregate),
+    /// A join.
+    Join(Join),
+    /// `UNION ALL`.
+    Union(Union),
+    /// `INTERSECT` / `EXCEPT`.
+    SetOperation(SetOperation),
+    /// Duplicate removal.
+    Distinct(Distinct),
+    /// Ordering (bounded input).
+    Sort(Sort),
+    /// Offset and fetch.
+    Limit(Limit),
+    /// A table function per row.
+    Correlate(Correlate),
+    /// A table alias.
+    SubqueryAlias(SubqueryAlias),
+}
+
+impl LogicalPlan {
+    /// The node's output schema.
+    pub fn schema(&self) -> &PlanSchemaRef {
+        match self {
+            LogicalPlan::Scan(s) => &s.schema,
+            LogicalPlan::Values(v) => &v.schema,
+            LogicalPlan::Projection(p) => &p.schema,
+            LogicalPlan::Filter(f) => f.input.schema(),
+            LogicalPlan::Aggregate(a) => &a.schema,
+            LogicalPlan::Join(j) => &j.schema,
+            LogicalPlan::Union(u) => &u.schema,
+            LogicalPlan::SetOperation(s) => &s.schema,
+            LogicalPlan::Distinct(d) => d.input.schema(),
+            LogicalPlan::Sort(s) => s.input.schema(),
+            LogicalPlan::Limit(l) => l.input.schema(),
+            LogicalPlan::Correlate(c) => &c.schema,
+            LogicalPlan::SubqueryAlias(a) => &a.schema,
+        }
+    }
+
+    /// The node's inputs.
+    pub fn inputs(&self) -> Vec<&Arc<LogicalPlan>> {
+        match self {
+            LogicalPlan::Scan(_) | LogicalPlan::Values(_) => vec![],
+            LogicalPlan::Projection(Projection { input, .. })
+            | LogicalPlan::Filter(Filter { input, .. })
+            | LogicalPlan::Aggregate(Aggregate { input, .. })
+            | LogicalPlan::Distinct(Distinct { input })
+            | LogicalPlan::Sort(Sort { input, .. })
+            | LogicalPlan::Limit(Limit { input, .. })
+            | LogicalPlan::Correlate(Correlate { input, .. })
+            | LogicalPlan::SubqueryAlias(SubqueryAlias { input, .. }) => vec![input],
+            LogicalPlan::Join(Join { left, right, .. })
+            | LogicalPlan::SetOperation(SetOperation { left, right, .. }) => vec![left, right],
+            LogicalPlan::Union(u) => u.inputs.iter().collect(),
+        }
+    }
+
+    /// The node's name in plans (`Join(inner)`, `Aggregate`, ...).
+    pub fn name(&self) -> String {
+        match self {
+            LogicalPlan::Scan(s) => format!("Scan({})", s.table),
+            LogicalPlan::Values(_) => "Values".into(),
+            LogicalPlan::Projection(_) => "Projection".into(),
+            LogicalPlan::Filter(_) => "Filter".into(),
+            LogicalPlan::Aggregate(_) => "Aggregate".into(),
+            LogicalPlan::Join(j) => format!("Join({})", j.kind.name()),
+            LogicalPlan::Union(_) => "Union".into(),
+            LogicalPlan::SetOperation(s) => format!(
+                "{}{}",
+                match s.kind {
+                    SetOpKind::Intersect => "Intersect",
+                    SetOpKind::Except => "Except",
+                },
+                if s.all { "All" } else { "" }
+            ),
+            LogicalPlan::Distinct(_) => "Distinct".into(),
+            LogicalPlan::Sort(_) => "Sort".into(),
+            LogicalPlan::Limit(_) => "Limit".into(),
+            LogicalPlan::Correlate(c) => format!("Correlate({})", c.kind.name()),
+            LogicalPlan::SubqueryAlias(a) => format!("Alias({})", a.alias),
+        }
+    }
+
+    /// The node alone, as one line of an explained plan.
+    pub fn describe(&self) -> String {
+        fn list<T: fmt::Display>(items: &[T]) -> String {
+            items
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        match self {
+            LogicalPlan::Scan(s) => match &s.projection {
+                Some(_) => format!("Scan: {} projection=[{}]", s.table, list(&s.schema.names())),
+                None => format!("Scan: {}", s.table),
+            },
+            LogicalPlan::Values(v) => format!(
+                "Values: {} rows",
+                v.batches.iter().map(RecordBatch::num_rows).sum::<usize>()
+            ),
+            LogicalPlan::Projection(p) => format!("Projection: {}", list(&p.exprs)),
+            LogicalPlan::Filter(f) => format!("Filter: {}", f.predicate),
+            LogicalPlan::Aggregate(a) => format!(
+                "Aggregate: group=[{}] aggregates=[{}]",
+                list(&a.group),
+                list(&a.aggregates)
+            ),
+            LogicalPlan::Join(j) => {
+                let on =
+                    j.on.iter()
+                        .map(|(l, r)| format!("{l} = {r}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                match &j.filter {
+                    Some(f) => format!("Join({}): on=[{on}] filter={f}", j.kind.name()),
+                    None => format!("Join({}): on=[{on}]", j.kind.name()),
+                }
+            }
+            LogicalPlan::Union(_) => "Union".into(),
+            LogicalPlan::SetOperation(_) => self.name(),
+            LogicalPlan::Distinct(_) => "Distinct".into(),
+            LogicalPlan::Sort(s) => {
+                let keys = s
+                    .order
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{} {}{}",
+                            k.expr,
+                            if k.ascending { "ASC" } else { "DESC" },
+                            if k.nulls_first {
+                                " NULLS FIRST"
+                            } else {
+                                " NULLS LAST"
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                match s.fetch {
+                    Some(n) => format!("Sort: {keys} fetch={n}"),
+                    None => format!("Sort: {keys}"),
+                }
+            }
+            LogicalPlan::Limit(l) => match l.fetch {
+                Some(n) => format!("Limit: skip={} fetch={n}", l.skip),
+                None => format!("Limit: skip={}", l.skip),
+            },
+            LogicalPlan::Correlate(c) => format!(
+                "Correlate({}): {}({})",
+                c.kind.name(),
+                c.function.name(),
+                list(&c.args)
+            ),
+            LogicalPlan::SubqueryAlias(a) => format!("Alias: {}", a.alias),
+        }
+    }
+
+    /// The plan as an indented tree, one node per line, each with its schema when `schemas`.
+    pub fn display_tree(&self, schemas: bool) -> String {
+        let mut out = String::new();
+        self.write_tree(&mut out, 0, schemas);
+        out
+    }
+
+    fn write_tree(&self, out: &mut String, depth: usize, schemas: bool) {
+        use std::fmt::Write;
+        let _ = write!(out, "{}{}", "  ".repeat(depth), self.describe());
+        if schemas {
+            let _ = write!(out, " {}", self.schema());
+        }
+        out.push('\n');
+        for input in self.inputs() {
+            input.write_tree(out, depth + 1, schemas);
+        }
+    }
+}
+
+impl fmt::Display for LogicalPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display_tree(false))
+    }
+}
+
+/// A schema shared between nodes.
+pub(crate) fn shared(schema: PlanSchema) -> PlanSchemaRef {
+    Arc::new(schema)
+}
