@@ -32,3 +32,61 @@ impl fmt::Display for ChangelogMode {
         }
     }
 }
+
+use crate::plan::{JoinKind, LogicalPlan, SetOpKind};
+
+/// The changelog mode of `plan`'s output. In batch mode (every source bounded, results final)
+/// everything is insert-only.
+pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
+    if batch {
+        return ChangelogMode::InsertOnly;
+    }
+    let inputs_insert_only = || {
+        plan.inputs()
+            .iter()
+            .all(|i| changelog_mode(i, batch).is_insert_only())
+    };
+    let own = match plan {
+        LogicalPlan::Scan(s) => s.source.changelog_mode(),
+        LogicalPlan::Values(_) | LogicalPlan::Sort(_) => ChangelogMode::InsertOnly,
+        // A limit over an insert-only input passes rows through; over updates it consolidates
+        // at the end (bounded input only).
+        LogicalPlan::Limit(_) => ChangelogMode::InsertOnly,
+        LogicalPlan::Aggregate(_) => ChangelogMode::Retract,
+        // Groups of a distinct never change once emitted, unless its input retracts.
+        LogicalPlan::Distinct(_) => ChangelogMode::InsertOnly,
+        LogicalPlan::Join(j) => match j.kind {
+            JoinKind::Inner | JoinKind::Semi => ChangelogMode::InsertOnly,
+            _ => ChangelogMode::Retract,
+        },
+        LogicalPlan::SetOperation(s) => match s.kind {
+            SetOpKind::Intersect => ChangelogMode::InsertOnly,
+            SetOpKind::Except => ChangelogMode::Retract,
+        },
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::Union(_)
+        | LogicalPlan::Correlate(_)
+        | LogicalPlan::SubqueryAlias(_) => ChangelogMode::InsertOnly,
+    };
+    match own {
+        ChangelogMode::InsertOnly if !inputs_insert_only() && !matches!(plan, LogicalPlan::Sort(_) | LogicalPlan::Limit(_)) => {
+            ChangelogMode::Retract
+        }
+        other => other,
+    }
+}
+
+/// The lowest node of `plan` whose output has updates although its inputs do not: the node an
+/// error about an updating input should name.
+pub fn updating_producer(plan: &LogicalPlan, batch: bool) -> Option<String> {
+    if changelog_mode(plan, batch).is_insert_only() {
+        return None;
+    }
+    for input in plan.inputs() {
+        if let Some(found) = updating_producer(input, batch) {
+            return Some(found);
+        }
+    }
+    Some(plan.describe())
+}

@@ -9,7 +9,9 @@
 //! run between building and lowering.
 #![warn(missing_docs)]
 
+pub mod builder;
 pub mod changelog;
+mod decorrelate;
 pub mod error;
 pub mod expr;
 pub mod physical;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 
 use crate::expr::{Expr, SortExpr};
-use crate::schema::{PlanSchema, PlanSchemaRef};
+use crate::schema::PlanSchemaRef;
 use crate::source::{TableSourceRef, TableUdfRef};
 
 /// How a join pairs rows.
@@ -408,9 +408,4 @@ impl fmt::Display for LogicalPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.display_tree(false))
     }
-}
-
-/// A schema shared between nodes.
-pub(crate) fn shared(schema: PlanSchema) -> PlanSchemaRef {
-    Arc::new(schema)
 }

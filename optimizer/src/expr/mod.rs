@@ -407,19 +407,25 @@ impl Expr {
 
     /// Rebuilds the expression bottom-up, replacing each node by `f`'s result.
     pub fn transform(self, f: &mut impl FnMut(Expr) -> Expr) -> Expr {
-        let rebuilt = match self {
+        let rebuilt = self.transform_children(&mut |c| c.transform(f));
+        f(rebuilt)
+    }
+
+    /// The same node with each direct child replaced by `f`'s result.
+    pub fn transform_children(self, f: &mut impl FnMut(Expr) -> Expr) -> Expr {
+        match self {
             leaf @ (Expr::Column(_)
             | Expr::OuterColumn(_)
             | Expr::Literal(_)
             | Expr::Exists { .. }
             | Expr::ScalarSubquery(_)) => leaf,
-            Expr::Alias(e, n) => Expr::Alias(Box::new(e.transform(f)), n),
-            Expr::Not(e) => Expr::Not(Box::new(e.transform(f))),
-            Expr::Negative(e) => Expr::Negative(Box::new(e.transform(f))),
-            Expr::IsNull(e) => Expr::IsNull(Box::new(e.transform(f))),
-            Expr::IsNotNull(e) => Expr::IsNotNull(Box::new(e.transform(f))),
+            Expr::Alias(e, n) => Expr::Alias(Box::new(e.pipe(f)), n),
+            Expr::Not(e) => Expr::Not(Box::new(e.pipe(f))),
+            Expr::Negative(e) => Expr::Negative(Box::new(e.pipe(f))),
+            Expr::IsNull(e) => Expr::IsNull(Box::new(e.pipe(f))),
+            Expr::IsNotNull(e) => Expr::IsNotNull(Box::new(e.pipe(f))),
             Expr::Cast { expr, to, try_cast } => Expr::Cast {
-                expr: Box::new(expr.transform(f)),
+                expr: Box::new(expr.pipe(f)),
                 to,
                 try_cast,
             },
@@ -428,14 +434,14 @@ impl Expr {
                 subquery,
                 negated,
             } => Expr::InSubquery {
-                expr: Box::new(expr.transform(f)),
+                expr: Box::new(expr.pipe(f)),
                 subquery,
                 negated,
             },
             Expr::Binary { left, op, right } => Expr::Binary {
-                left: Box::new(left.transform(f)),
+                left: Box::new(left.pipe(f)),
                 op,
-                right: Box::new(right.transform(f)),
+                right: Box::new(right.pipe(f)),
             },
             Expr::Case {
                 branches,
@@ -443,17 +449,17 @@ impl Expr {
             } => Expr::Case {
                 branches: branches
                     .into_iter()
-                    .map(|(c, v)| (c.transform(f), v.transform(f)))
+                    .map(|(c, v)| (c.pipe(f), v.pipe(f)))
                     .collect(),
-                otherwise: otherwise.map(|e| Box::new(e.transform(f))),
+                otherwise: otherwise.map(|e| Box::new(e.pipe(f))),
             },
             Expr::InList {
                 expr,
                 list,
                 negated,
             } => Expr::InList {
-                expr: Box::new(expr.transform(f)),
-                list: list.into_iter().map(|e| e.transform(f)).collect(),
+                expr: Box::new(expr.pipe(f)),
+                list: list.into_iter().map(|e| e.pipe(f)).collect(),
                 negated,
             },
             Expr::Like {
@@ -462,18 +468,18 @@ impl Expr {
                 negated,
                 case_insensitive,
             } => Expr::Like {
-                expr: Box::new(expr.transform(f)),
-                pattern: Box::new(pattern.transform(f)),
+                expr: Box::new(expr.pipe(f)),
+                pattern: Box::new(pattern.pipe(f)),
                 negated,
                 case_insensitive,
             },
             Expr::Function { func, args } => Expr::Function {
                 func,
-                args: args.into_iter().map(|e| e.transform(f)).collect(),
+                args: args.into_iter().map(|e| e.pipe(f)).collect(),
             },
             Expr::ScalarUdf { udf, args } => Expr::ScalarUdf {
                 udf,
-                args: args.into_iter().map(|e| e.transform(f)).collect(),
+                args: args.into_iter().map(|e| e.pipe(f)).collect(),
             },
             Expr::Aggregate {
                 func,
@@ -482,12 +488,15 @@ impl Expr {
                 filter,
             } => Expr::Aggregate {
                 func,
-                args: args.into_iter().map(|e| e.transform(f)).collect(),
+                args: args.into_iter().map(|e| e.pipe(f)).collect(),
                 distinct,
-                filter: filter.map(|e| Box::new(e.transform(f))),
+                filter: filter.map(|e| Box::new(e.pipe(f))),
             },
-        };
-        f(rebuilt)
+        }
+    }
+
+    fn pipe(self, f: &mut impl FnMut(Expr) -> Expr) -> Expr {
+        f(self)
     }
 }
 

@@ -8,10 +8,14 @@
 //!   [`EvalContext`] that applies the environment's [`BadDataPolicy`].
 //! - [`function`]: the user-function traits: scalar ([`ScalarUdf`]), table ([`TableUdf`]) and
 //!   aggregate ([`AggregateUdf`] with its row-wise [`Accumulator`]).
+//! - [`calc`], [`sort`], [`correlate`]: the stateless and bounded relational operators.
 
+pub mod calc;
+pub mod correlate;
 pub mod expr;
 pub mod function;
 pub mod scalar;
+pub mod sort;
 
 pub use expr::{
     BadDataPolicy, BadRows, ColumnarValue, EvalContext, EvalError, PhysicalExpr, PhysicalExprRef,
