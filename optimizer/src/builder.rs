@@ -28,7 +28,9 @@ pub fn field_of(expr: &Expr, input: &PlanSchema, operation: &str) -> Result<Plan
     Ok(match (base, expr) {
         // A plain column keeps its qualifier and time attribute unless renamed.
         (Some(field), Expr::Column(_)) => field,
-        (Some(field), _) => PlanField::new(expr.output_name(), data_type, nullable).with_time(field.time),
+        (Some(field), _) => {
+            PlanField::new(expr.output_name(), data_type, nullable).with_time(field.time)
+        }
         (None, _) => PlanField::new(expr.output_name(), data_type, nullable),
     })
 }
@@ -95,7 +97,11 @@ pub fn values(batches: Vec<arrow::array::RecordBatch>, schema: PlanSchema) -> Lo
 }
 
 /// `SELECT exprs FROM input`; aggregates make it a global aggregation.
-pub fn project(input: PlanRef, exprs: Vec<Expr>, operation: &str) -> Result<LogicalPlan, PlanError> {
+pub fn project(
+    input: PlanRef,
+    exprs: Vec<Expr>,
+    operation: &str,
+) -> Result<LogicalPlan, PlanError> {
     if exprs.iter().any(Expr::contains_aggregate) {
         return aggregate_select(input, Vec::new(), exprs, operation);
     }
@@ -172,7 +178,10 @@ pub fn aggregate(
     let mut fields = Vec::new();
     for g in &group {
         if g.contains_subquery() {
-            return Err(PlanError::unsupported(operation, "a subquery as a group key"));
+            return Err(PlanError::unsupported(
+                operation,
+                "a subquery as a group key",
+            ));
         }
         fields.push(field_of(g, schema, operation)?);
     }
@@ -238,14 +247,20 @@ pub fn aggregate_select(
             _ => g.clone().alias(format!("$key{i}")),
         })
         .collect();
-    let agg = Arc::new(aggregate(input.clone(), named_group.clone(), named_calls, operation)?);
+    let agg = Arc::new(aggregate(
+        input.clone(),
+        named_group.clone(),
+        named_calls,
+        operation,
+    )?);
     let agg_schema = agg.schema().clone();
     // Rewrite each selected expression over the aggregate's output.
     let mut projected = Vec::new();
     for e in select {
         let name = e.output_name();
         let mut missing: Option<Column> = None;
-        let rewritten = rewrite_over_aggregate(&e, &group, &group_names, &calls, &agg_schema, &mut missing);
+        let rewritten =
+            rewrite_over_aggregate(&e, &group, &group_names, &calls, &agg_schema, &mut missing);
         if let Some(column) = missing {
             return Err(PlanError::NotGroupedOrAggregated {
                 operation: operation.to_owned(),
@@ -270,7 +285,10 @@ fn rewrite_over_aggregate(
     missing: &mut Option<Column>,
 ) -> Expr {
     let text = e.unalias().to_string();
-    if let Some(i) = group_names.iter().position(|g| *g == text || *g == e.to_string()) {
+    if let Some(i) = group_names
+        .iter()
+        .position(|g| *g == text || *g == e.to_string())
+    {
         let field = agg_schema.field(i);
         return Expr::Column(Column {
             relation: field.qualifier.as_deref().map(str::to_owned),
@@ -319,11 +337,10 @@ pub fn join(
     let joined = ls.join(&rs);
     // Unqualified duplicates cannot be told apart afterwards.
     for f in rs.fields() {
-        if ls
-            .fields()
-            .iter()
-            .any(|l| l.name == f.name && (l.qualifier == f.qualifier || l.qualifier.is_none() || f.qualifier.is_none()))
-            && !kind.left_only()
+        if ls.fields().iter().any(|l| {
+            l.name == f.name
+                && (l.qualifier == f.qualifier || l.qualifier.is_none() || f.qualifier.is_none())
+        }) && !kind.left_only()
         {
             return Err(PlanError::DuplicateOutputName {
                 operation: operation.to_owned(),
@@ -336,7 +353,10 @@ pub fn join(
     if let Some(condition) = &condition {
         no_aggregates(&[condition], operation)?;
         if condition.contains_subquery() {
-            return Err(PlanError::unsupported(operation, "a subquery in a join condition"));
+            return Err(PlanError::unsupported(
+                operation,
+                "a subquery in a join condition",
+            ));
         }
         expect_boolean(condition, &joined, operation)?;
         for conjunct in split_conjunction(condition.clone()) {
@@ -370,8 +390,14 @@ pub fn join(
     let schema = match kind {
         JoinKind::Semi | JoinKind::Anti => (*ls).clone(),
         _ => {
-            let mut fields = pad(ls.fields(), matches!(kind, JoinKind::Right | JoinKind::Full));
-            fields.extend(pad(rs.fields(), matches!(kind, JoinKind::Left | JoinKind::Full)));
+            let mut fields = pad(
+                ls.fields(),
+                matches!(kind, JoinKind::Right | JoinKind::Full),
+            );
+            fields.extend(pad(
+                rs.fields(),
+                matches!(kind, JoinKind::Left | JoinKind::Full),
+            ));
             PlanSchema::new(fields)
         }
     };
@@ -410,7 +436,8 @@ pub fn conjunction(conjuncts: Vec<Expr>) -> Option<Expr> {
 
 fn resolves_in(e: &Expr, schema: &PlanSchema) -> bool {
     let columns = e.columns();
-    !columns.is_empty() && columns.iter().all(|c| schema.index_of(c, "").is_ok())
+    !columns.is_empty()
+        && columns.iter().all(|c| schema.index_of(c, "").is_ok())
         && !e.any(&mut |x| matches!(x, Expr::OuterColumn(_)))
 }
 
@@ -451,7 +478,10 @@ pub fn union(inputs: Vec<PlanRef>, operation: &str) -> Result<LogicalPlan, PlanE
     let mut fields: Vec<PlanField> = first
         .fields()
         .iter()
-        .map(|f| PlanField { qualifier: None, ..f.clone() })
+        .map(|f| PlanField {
+            qualifier: None,
+            ..f.clone()
+        })
         .collect();
     for input in &inputs[1..] {
         let s = input.schema();
@@ -514,7 +544,11 @@ pub fn distinct(input: PlanRef) -> LogicalPlan {
 }
 
 /// `ORDER BY order`.
-pub fn sort(input: PlanRef, order: Vec<SortExpr>, operation: &str) -> Result<LogicalPlan, PlanError> {
+pub fn sort(
+    input: PlanRef,
+    order: Vec<SortExpr>,
+    operation: &str,
+) -> Result<LogicalPlan, PlanError> {
     for key in &order {
         no_aggregates(&[&key.expr], operation)?;
         let (t, _) = infer(&key.expr, input.schema(), operation)?;
@@ -553,11 +587,13 @@ pub fn correlate(
         .iter()
         .map(|a| infer(a, input.schema(), operation).map(|(t, _)| t))
         .collect::<Result<Vec<_>, _>>()?;
-    let produced = function.output_fields(&types).map_err(|message| PlanError::TypeMismatch {
-        operation: operation.to_owned(),
-        expr: format!("{}(..)", function.name()),
-        message,
-    })?;
+    let produced = function
+        .output_fields(&types)
+        .map_err(|message| PlanError::TypeMismatch {
+            operation: operation.to_owned(),
+            expr: format!("{}(..)", function.name()),
+            message,
+        })?;
     if let Some(names) = &names
         && names.len() != produced.len()
     {
@@ -573,7 +609,9 @@ pub fn correlate(
     }
     let mut fields = input.schema().fields().to_vec();
     for (i, f) in produced.iter().enumerate() {
-        let name = names.as_ref().map_or_else(|| f.name().clone(), |n| n[i].clone());
+        let name = names
+            .as_ref()
+            .map_or_else(|| f.name().clone(), |n| n[i].clone());
         fields.push(PlanField::new(
             name,
             f.data_type().clone(),

@@ -70,7 +70,10 @@ pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
         | LogicalPlan::SubqueryAlias(_) => ChangelogMode::InsertOnly,
     };
     match own {
-        ChangelogMode::InsertOnly if !inputs_insert_only() && !matches!(plan, LogicalPlan::Sort(_) | LogicalPlan::Limit(_)) => {
+        ChangelogMode::InsertOnly
+            if !inputs_insert_only()
+                && !matches!(plan, LogicalPlan::Sort(_) | LogicalPlan::Limit(_)) =>
+        {
             ChangelogMode::Retract
         }
         other => other,

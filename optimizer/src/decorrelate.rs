@@ -37,8 +37,9 @@ fn pull_correlated(plan: &PlanRef, operation: &str) -> Result<(PlanRef, Vec<Expr
     match plan.as_ref() {
         LogicalPlan::Filter(Filter { input, predicate }) => {
             let (input, mut pulled) = pull_correlated(input, operation)?;
-            let (outer, inner): (Vec<Expr>, Vec<Expr>) =
-                split_conjunction(predicate.clone()).into_iter().partition(has_outer);
+            let (outer, inner): (Vec<Expr>, Vec<Expr>) = split_conjunction(predicate.clone())
+                .into_iter()
+                .partition(has_outer);
             pulled.extend(outer);
             let plan = match conjunction(inner) {
                 Some(p) => Arc::new(builder::filter(input, p, operation)?),
@@ -59,7 +60,10 @@ fn pull_correlated(plan: &PlanRef, operation: &str) -> Result<(PlanRef, Vec<Expr
             let mut exprs = exprs.clone();
             for p in &pulled {
                 for c in p.columns() {
-                    if !exprs.iter().any(|e| matches!(e.unalias(), Expr::Column(x) if *x == c)) {
+                    if !exprs
+                        .iter()
+                        .any(|e| matches!(e.unalias(), Expr::Column(x) if *x == c))
+                    {
                         exprs.push(Expr::Column(c));
                     }
                 }
@@ -143,10 +147,7 @@ fn decorrelate_scalar(
     Ok((plan, keys))
 }
 
-fn uncorrelated(
-    sub: &PlanRef,
-    operation: &str,
-) -> Result<(PlanRef, Vec<(Expr, Expr)>), PlanError> {
+fn uncorrelated(sub: &PlanRef, operation: &str) -> Result<(PlanRef, Vec<(Expr, Expr)>), PlanError> {
     let (_, pulled) = pull_correlated(sub, operation)?;
     if !pulled.is_empty() {
         return Err(PlanError::unsupported(
@@ -199,8 +200,18 @@ pub fn filter_with_subqueries(
                 } else {
                     conditions.push(equal);
                 }
-                let kind = if negated { JoinKind::Anti } else { JoinKind::Semi };
-                plan = Arc::new(builder::join(plan, sub, kind, conjunction(conditions), operation)?);
+                let kind = if negated {
+                    JoinKind::Anti
+                } else {
+                    JoinKind::Semi
+                };
+                plan = Arc::new(builder::join(
+                    plan,
+                    sub,
+                    kind,
+                    conjunction(conditions),
+                    operation,
+                )?);
             }
             Expr::Exists { subquery, negated } => {
                 let alias = fresh_alias();
@@ -208,8 +219,18 @@ pub fn filter_with_subqueries(
                 let sub = Arc::new(builder::alias(sub, &alias));
                 let conditions: Vec<Expr> =
                     pulled.into_iter().map(|p| requalify(p, &alias)).collect();
-                let kind = if negated { JoinKind::Anti } else { JoinKind::Semi };
-                plan = Arc::new(builder::join(plan, sub, kind, conjunction(conditions), operation)?);
+                let kind = if negated {
+                    JoinKind::Anti
+                } else {
+                    JoinKind::Semi
+                };
+                plan = Arc::new(builder::join(
+                    plan,
+                    sub,
+                    kind,
+                    conjunction(conditions),
+                    operation,
+                )?);
             }
             other if other.contains_subquery() => {
                 let mut error = None;
@@ -275,12 +296,18 @@ fn join_scalar(
     let (decorrelated, keys) = decorrelate_scalar(sub, operation)?;
     let alias = fresh_alias();
     let aliased = Arc::new(builder::alias(decorrelated, &alias));
-    let value_field = aliased.schema().field(aliased.schema().len() - 1).name.clone();
+    let value_field = aliased
+        .schema()
+        .field(aliased.schema().len() - 1)
+        .name
+        .clone();
     let value = Expr::Column(Column::qualified(alias.clone(), value_field));
     let condition = conjunction(
         keys.into_iter()
             .map(|(outer, inner)| {
-                let Expr::Column(c) = inner else { unreachable!("keys are columns") };
+                let Expr::Column(c) = inner else {
+                    unreachable!("keys are columns")
+                };
                 outer.eq(Expr::Column(Column::qualified(alias.clone(), c.name)))
             })
             .collect(),

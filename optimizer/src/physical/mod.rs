@@ -145,13 +145,23 @@ impl<'a> PhysicalPlanner<'a> {
                     .iter()
                     .map(|e| create_physical_expr(e, schema))
                     .collect::<Result<Vec<_>, _>>()?;
-                let name = if predicate.is_some() { "Calc" } else { "Project" };
+                let name = if predicate.is_some() {
+                    "Calc"
+                } else {
+                    "Project"
+                };
                 Ok(self.calc(&stream, predicate, Some(exprs), p.schema.to_arrow(), name))
             }
             LogicalPlan::Filter(f) => {
                 let stream = self.lower(&f.input)?;
                 let predicate = create_physical_expr(&f.predicate, f.input.schema())?;
-                Ok(self.calc(&stream, Some(predicate), None, f.input.schema().to_arrow(), "Filter"))
+                Ok(self.calc(
+                    &stream,
+                    Some(predicate),
+                    None,
+                    f.input.schema().to_arrow(),
+                    "Filter",
+                ))
             }
             LogicalPlan::SubqueryAlias(a) => self.lower(&a.input),
             LogicalPlan::Union(u) => {
@@ -197,15 +207,17 @@ impl<'a> PhysicalPlanner<'a> {
                 let outer = c.kind == JoinKind::Left;
                 let schema = c.schema.to_arrow();
                 let ctx = self.ctx();
-                Ok(stream.transform(&format!("Correlate({})", function.name()), move || {
-                    CorrelateOperator::new(
-                        Arc::clone(&function),
-                        args.clone(),
-                        outer,
-                        Arc::clone(&schema),
-                        ctx.clone(),
-                    )
-                }))
+                Ok(
+                    stream.transform(&format!("Correlate({})", function.name()), move || {
+                        CorrelateOperator::new(
+                            Arc::clone(&function),
+                            args.clone(),
+                            outer,
+                            Arc::clone(&schema),
+                            ctx.clone(),
+                        )
+                    }),
+                )
             }
             other => Err(PlanError::unsupported(
                 "plan",
@@ -240,11 +252,9 @@ impl<'a> PhysicalPlanner<'a> {
         from: &PlanSchema,
         to: &PlanSchema,
     ) -> Result<Stream<ChangelogBatch>, PlanError> {
-        let same = from
-            .fields()
-            .iter()
-            .zip(to.fields())
-            .all(|(a, b)| a.data_type == b.data_type && a.name == b.name && a.nullable == b.nullable);
+        let same = from.fields().iter().zip(to.fields()).all(|(a, b)| {
+            a.data_type == b.data_type && a.name == b.name && a.nullable == b.nullable
+        });
         if same {
             return Ok(stream);
         }

@@ -32,7 +32,10 @@ impl fmt::Debug for ExprCalcOperator {
             .as_ref()
             .map(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>());
         f.debug_struct("ExprCalcOperator")
-            .field("predicate", &self.predicate.as_ref().map(ToString::to_string))
+            .field(
+                "predicate",
+                &self.predicate.as_ref().map(ToString::to_string),
+            )
             .field("projection", &projection)
             .finish()
     }
@@ -56,7 +59,10 @@ impl ExprCalcOperator {
     }
 
     /// Filters and projects one batch; `None` when no row is left.
-    pub fn evaluate(&mut self, batch: &ChangelogBatch) -> Result<Option<ChangelogBatch>, TaskError> {
+    pub fn evaluate(
+        &mut self,
+        batch: &ChangelogBatch,
+    ) -> Result<Option<ChangelogBatch>, TaskError> {
         let mut batch = batch.clone();
         if batch.num_rows() == 0 {
             return Ok(None);

@@ -114,7 +114,8 @@ impl Operator for CorrelateOperator {
                         let combined = concat(&[column.as_ref(), nulls.as_ref()])?;
                         let null_row = column.len() as u32;
                         let picks = UInt32Array::from_iter_values(
-                            all.iter().map(|(_, pos)| pos.map_or(null_row, |p| p as u32)),
+                            all.iter()
+                                .map(|(_, pos)| pos.map_or(null_row, |p| p as u32)),
                         );
                         take(&combined, &picks, None)
                     })

@@ -11,6 +11,7 @@
 //! - [`calc`], [`sort`], [`correlate`]: the stateless and bounded relational operators.
 
 pub mod calc;
+pub mod changelog;
 pub mod correlate;
 pub mod expr;
 pub mod function;

@@ -7,11 +7,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::{SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, SortField};
-use hashbrown::HashMap;
 
+use super::changelog::consolidate;
 use super::expr::{EvalContext, PhysicalExprRef, evaluate_to_array};
 use crate::batch::arrow::ChangelogBatch;
 use crate::error::TaskError;
@@ -74,39 +73,7 @@ impl SortLimitOperator {
 
     fn consolidated(&mut self) -> Result<RecordBatch, TaskError> {
         let batches = std::mem::take(&mut self.buffered);
-        let data: Vec<RecordBatch> = batches.iter().map(|b| b.data().clone()).collect();
-        let all = concat_batches(&self.schema, &data)?;
-        if batches.iter().all(ChangelogBatch::is_insert_only) {
-            return Ok(all);
-        }
-        let kinds: Vec<bool> = batches
-            .iter()
-            .flat_map(|b| (0..b.num_rows()).map(move |i| b.row_kind(i).is_accumulate()))
-            .collect();
-        let converter = RowConverter::new(
-            self.schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
-        let rows = converter.convert_columns(all.columns())?;
-        // Each distinct row: the positions where it was accumulated, minus retractions.
-        let mut live: HashMap<&[u8], Vec<u32>> = HashMap::new();
-        for (i, accumulate) in kinds.iter().enumerate() {
-            let entry = live.entry(rows.row(i).data()).or_default();
-            if *accumulate {
-                entry.push(i as u32);
-            } else if entry.pop().is_none() {
-                return Err(format!(
-                    "sort: row {i} retracts a row that was never emitted; the input changelog is malformed"
-                )
-                .into());
-            }
-        }
-        let mut keep: Vec<u32> = live.into_values().flatten().collect();
-        keep.sort_unstable();
-        Ok(take_record_batch(&all, &UInt32Array::from(keep))?)
+        Ok(consolidate(&self.schema, &batches)?)
     }
 }
 

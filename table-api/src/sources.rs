@@ -1,0 +1,121 @@
+//! Table sources of the Table API: in-memory batches and streams of the same environment.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use parking_lot::Mutex;
+use rivulet_optimizer::source::{EventTimeSpec, Statistics, TableSource};
+use rivulet_optimizer::{ChangelogMode, PlanError};
+use rivulet_runtime::source::RecordBatchSource;
+use rivulet_runtime::{ChangelogBatch, Stream, StreamEnv};
+
+/// Rows held in memory.
+pub(crate) struct MemTable {
+    pub schema: SchemaRef,
+    pub batches: Vec<ChangelogBatch>,
+    pub primary_key: Option<Vec<usize>>,
+}
+
+impl fmt::Debug for MemTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemTable")
+            .field("schema", &self.schema)
+            .field("batches", &self.batches.len())
+            .finish()
+    }
+}
+
+impl TableSource for MemTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn bounded(&self) -> bool {
+        true
+    }
+
+    fn changelog_mode(&self) -> ChangelogMode {
+        if self.batches.iter().all(ChangelogBatch::is_insert_only) {
+            ChangelogMode::InsertOnly
+        } else {
+            ChangelogMode::Retract
+        }
+    }
+
+    fn primary_key(&self) -> Option<Vec<usize>> {
+        self.primary_key.clone()
+    }
+
+    fn statistics(&self) -> Statistics {
+        Statistics {
+            row_count: Some(self.batches.iter().map(|b| b.num_rows() as u64).sum()),
+            distinct_counts: Vec::new(),
+        }
+    }
+
+    fn create(
+        &self,
+        env: &StreamEnv,
+        _projection: Option<&[usize]>,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        Ok(env
+            .from_source(RecordBatchSource::from_changelog(self.batches.clone()))
+            .set_parallelism(1)
+            .name("Values"))
+    }
+}
+
+/// A stream already in the environment (from a `DataStream` or a changelog stream).
+pub(crate) struct StreamTable {
+    pub schema: SchemaRef,
+    pub stream: Mutex<Option<Stream<ChangelogBatch>>>,
+    pub mode: ChangelogMode,
+    pub bounded: bool,
+    pub event_time: Option<EventTimeSpec>,
+    pub primary_key: Option<Vec<usize>>,
+}
+
+impl fmt::Debug for StreamTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamTable")
+            .field("schema", &self.schema)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl TableSource for StreamTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn bounded(&self) -> bool {
+        self.bounded
+    }
+
+    fn changelog_mode(&self) -> ChangelogMode {
+        self.mode.clone()
+    }
+
+    fn primary_key(&self) -> Option<Vec<usize>> {
+        self.primary_key.clone()
+    }
+
+    fn event_time(&self) -> Option<EventTimeSpec> {
+        self.event_time.clone()
+    }
+
+    fn create(
+        &self,
+        _env: &StreamEnv,
+        _projection: Option<&[usize]>,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        self.stream.lock().clone().ok_or_else(|| {
+            PlanError::invalid(
+                "from_data_stream",
+                "the stream was already consumed by an executed job; build the table again from a new stream",
+            )
+        })
+    }
+}

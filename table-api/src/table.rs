@@ -1,0 +1,687 @@
+//! [`Table`]: an immutable relational pipeline, and its operations.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Field, SchemaRef};
+use parking_lot::Mutex;
+use rivulet_optimizer::changelog::{changelog_mode, updating_producer};
+use rivulet_optimizer::physical::{PhysicalPlanner, PlannerConfig, bounded};
+use rivulet_optimizer::plan::{JoinKind, LogicalPlan, SetOpKind};
+use rivulet_optimizer::source::TableUdfRef;
+use rivulet_optimizer::{ChangelogMode, Column, Expr, PlanError, PlanSchema, SortExpr, builder};
+use rivulet_runtime::relational::changelog::consolidate;
+use rivulet_runtime::{
+    ChangelogBatch, Data, DataStream, Operator, Output, Records, Stream, TaskError,
+};
+use serde::de::DeserializeOwned;
+
+use crate::convert;
+use crate::env::TableEnv;
+use crate::error::TableError;
+
+/// A relational pipeline: an immutable logical plan in a [`TableEnv`]. Cheap to clone.
+///
+/// Every operation checks its expressions against the input's columns and returns a
+/// [`PlanError`] that names the operation (`select`, `filter`, `join`, ...).
+#[derive(Clone)]
+pub struct Table {
+    env: TableEnv,
+    plan: Arc<LogicalPlan>,
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("schema", &self.plan.schema().to_string())
+            .finish()
+    }
+}
+
+fn exprs(items: impl IntoIterator<Item = impl Into<Expr>>) -> Vec<Expr> {
+    items.into_iter().map(Into::into).collect()
+}
+
+fn column_of(schema: &PlanSchema, index: usize) -> Expr {
+    let f = schema.field(index);
+    Expr::Column(Column {
+        relation: f.qualifier.as_deref().map(str::to_owned),
+        name: f.name.clone(),
+    })
+}
+
+impl Table {
+    pub(crate) fn new(env: TableEnv, plan: Arc<LogicalPlan>) -> Self {
+        Table { env, plan }
+    }
+
+    fn derive(&self, plan: LogicalPlan) -> Table {
+        Table::new(self.env.clone(), Arc::new(plan))
+    }
+
+    /// The logical plan.
+    pub fn plan(&self) -> &Arc<LogicalPlan> {
+        &self.plan
+    }
+
+    /// The environment.
+    pub fn env(&self) -> &TableEnv {
+        &self.env
+    }
+
+    /// The output columns.
+    pub fn schema(&self) -> &PlanSchema {
+        self.plan.schema()
+    }
+
+    /// The row kinds the table's changelog may contain.
+    pub fn changelog_mode(&self) -> ChangelogMode {
+        changelog_mode(&self.plan, self.env.is_batch())
+    }
+
+    fn check_env(&self, other: &Table, operation: &str) -> Result<(), PlanError> {
+        if self.env.same(&other.env) {
+            Ok(())
+        } else {
+            Err(PlanError::invalid(
+                operation,
+                "the tables belong to different table environments; build both in one",
+            ))
+        }
+    }
+
+    /// `SELECT exprs`: computed columns; aggregates make it a global aggregation.
+    pub fn select(
+        &self,
+        exprs_: impl IntoIterator<Item = impl Into<Expr>>,
+    ) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::project(
+            Arc::clone(&self.plan),
+            exprs(exprs_),
+            "select",
+        )?))
+    }
+
+    /// `WHERE predicate`: the rows where it holds (null counts as false). Subqueries
+    /// (`exists`, `in_table`, scalar subqueries) become joins.
+    pub fn filter(&self, predicate: impl Into<Expr>) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::filter(
+            Arc::clone(&self.plan),
+            predicate.into(),
+            "filter",
+        )?))
+    }
+
+    /// Adds computed columns after the existing ones.
+    pub fn add_columns(
+        &self,
+        new: impl IntoIterator<Item = impl Into<Expr>>,
+    ) -> Result<Table, PlanError> {
+        let schema = self.schema();
+        let mut all: Vec<Expr> = (0..schema.len()).map(|i| column_of(schema, i)).collect();
+        all.extend(exprs(new));
+        Ok(self.derive(builder::project(
+            Arc::clone(&self.plan),
+            all,
+            "add_columns",
+        )?))
+    }
+
+    /// Adds computed columns, replacing existing columns of the same name in place.
+    pub fn add_or_replace_columns(
+        &self,
+        new: impl IntoIterator<Item = impl Into<Expr>>,
+    ) -> Result<Table, PlanError> {
+        let schema = self.schema();
+        let mut all: Vec<Expr> = (0..schema.len()).map(|i| column_of(schema, i)).collect();
+        for e in exprs(new) {
+            let name = e.output_name();
+            match schema.fields().iter().position(|f| f.name == name) {
+                Some(i) => all[i] = e.alias(name),
+                None => all.push(e),
+            }
+        }
+        Ok(self.derive(builder::project(
+            Arc::clone(&self.plan),
+            all,
+            "add_or_replace_columns",
+        )?))
+    }
+
+    /// Removes the named columns.
+    pub fn drop_columns<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Table, PlanError> {
+        let schema = self.schema();
+        let mut drop = Vec::new();
+        for name in names {
+            drop.push(schema.index_of(&Column::new(name), "drop_columns")?);
+        }
+        let keep: Vec<Expr> = (0..schema.len())
+            .filter(|i| !drop.contains(i))
+            .map(|i| column_of(schema, i))
+            .collect();
+        Ok(self.derive(builder::project(
+            Arc::clone(&self.plan),
+            keep,
+            "drop_columns",
+        )?))
+    }
+
+    /// Renames columns: `(old, new)` pairs.
+    pub fn rename_columns<'a>(
+        &self,
+        renames: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Table, PlanError> {
+        let schema = self.schema();
+        let mut all: Vec<Expr> = (0..schema.len()).map(|i| column_of(schema, i)).collect();
+        for (old, new) in renames {
+            let i = schema.index_of(&Column::new(old), "rename_columns")?;
+            all[i] = column_of(schema, i).alias(new);
+        }
+        Ok(self.derive(builder::project(
+            Arc::clone(&self.plan),
+            all,
+            "rename_columns",
+        )?))
+    }
+
+    /// Qualifies every column by `alias`, so `col("alias.name")` refers to it (for self-joins).
+    pub fn alias(&self, alias: &str) -> Table {
+        self.derive(builder::alias(Arc::clone(&self.plan), alias))
+    }
+
+    /// `SELECT DISTINCT *`.
+    pub fn distinct(&self) -> Table {
+        self.derive(builder::distinct(Arc::clone(&self.plan)))
+    }
+
+    /// Groups rows by `keys`; aggregate the groups with [`GroupedTable::aggregate`] or
+    /// [`GroupedTable::select`].
+    pub fn group_by(&self, keys: impl IntoIterator<Item = impl Into<Expr>>) -> GroupedTable {
+        GroupedTable {
+            table: self.clone(),
+            keys: exprs(keys),
+        }
+    }
+
+    /// One global group: `aggregates` over all rows.
+    pub fn aggregate(
+        &self,
+        aggregates: impl IntoIterator<Item = impl Into<Expr>>,
+    ) -> Result<Table, PlanError> {
+        self.group_by(Vec::<Expr>::new()).aggregate(aggregates)
+    }
+
+    fn join_kind(
+        &self,
+        other: &Table,
+        kind: JoinKind,
+        on: Option<Expr>,
+        operation: &str,
+    ) -> Result<Table, PlanError> {
+        self.check_env(other, operation)?;
+        Ok(self.derive(builder::join(
+            Arc::clone(&self.plan),
+            Arc::clone(&other.plan),
+            kind,
+            on,
+            operation,
+        )?))
+    }
+
+    /// Inner join on `condition` (equalities become hash keys, the rest a filter).
+    pub fn join(&self, other: &Table, condition: impl Into<Expr>) -> Result<Table, PlanError> {
+        self.join_kind(other, JoinKind::Inner, Some(condition.into()), "join")
+    }
+
+    /// Left outer join: unmatched left rows padded with nulls.
+    pub fn left_join(&self, other: &Table, condition: impl Into<Expr>) -> Result<Table, PlanError> {
+        self.join_kind(other, JoinKind::Left, Some(condition.into()), "left_join")
+    }
+
+    /// Right outer join: unmatched right rows padded with nulls.
+    pub fn right_join(
+        &self,
+        other: &Table,
+        condition: impl Into<Expr>,
+    ) -> Result<Table, PlanError> {
+        self.join_kind(other, JoinKind::Right, Some(condition.into()), "right_join")
+    }
+
+    /// Full outer join.
+    pub fn full_join(&self, other: &Table, condition: impl Into<Expr>) -> Result<Table, PlanError> {
+        self.join_kind(other, JoinKind::Full, Some(condition.into()), "full_join")
+    }
+
+    /// Left rows with at least one match (`WHERE EXISTS`).
+    pub fn semi_join(&self, other: &Table, condition: impl Into<Expr>) -> Result<Table, PlanError> {
+        self.join_kind(other, JoinKind::Semi, Some(condition.into()), "semi_join")
+    }
+
+    /// Left rows without a match (`WHERE NOT EXISTS`).
+    pub fn anti_join(&self, other: &Table, condition: impl Into<Expr>) -> Result<Table, PlanError> {
+        self.join_kind(other, JoinKind::Anti, Some(condition.into()), "anti_join")
+    }
+
+    /// Every pair of rows.
+    pub fn cross_join(&self, other: &Table) -> Result<Table, PlanError> {
+        self.join_kind(other, JoinKind::Inner, None, "cross_join")
+    }
+
+    /// `UNION ALL`: the rows of both.
+    pub fn union_all(&self, other: &Table) -> Result<Table, PlanError> {
+        self.check_env(other, "union_all")?;
+        Ok(self.derive(builder::union(
+            vec![Arc::clone(&self.plan), Arc::clone(&other.plan)],
+            "union_all",
+        )?))
+    }
+
+    /// `UNION`: the distinct rows of both.
+    pub fn union(&self, other: &Table) -> Result<Table, PlanError> {
+        Ok(self.union_all(other)?.distinct())
+    }
+
+    fn set_op(
+        &self,
+        other: &Table,
+        kind: SetOpKind,
+        all: bool,
+        operation: &str,
+    ) -> Result<Table, PlanError> {
+        self.check_env(other, operation)?;
+        Ok(self.derive(builder::set_operation(
+            Arc::clone(&self.plan),
+            Arc::clone(&other.plan),
+            kind,
+            all,
+            operation,
+        )?))
+    }
+
+    /// `INTERSECT`: distinct rows in both.
+    pub fn intersect(&self, other: &Table) -> Result<Table, PlanError> {
+        self.set_op(other, SetOpKind::Intersect, false, "intersect")
+    }
+
+    /// `INTERSECT ALL`: rows in both, as often as in the one with fewer copies.
+    pub fn intersect_all(&self, other: &Table) -> Result<Table, PlanError> {
+        self.set_op(other, SetOpKind::Intersect, true, "intersect_all")
+    }
+
+    /// `EXCEPT`: distinct rows of this table not in `other`.
+    pub fn except(&self, other: &Table) -> Result<Table, PlanError> {
+        self.set_op(other, SetOpKind::Except, false, "except")
+    }
+
+    /// `EXCEPT ALL`: rows of this table, minus as many copies as `other` has.
+    pub fn except_all(&self, other: &Table) -> Result<Table, PlanError> {
+        self.set_op(other, SetOpKind::Except, true, "except_all")
+    }
+
+    /// `ORDER BY keys` (bounded input only).
+    pub fn order_by(&self, keys: impl IntoIterator<Item = SortExpr>) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::sort(
+            Arc::clone(&self.plan),
+            keys.into_iter().collect(),
+            "order_by",
+        )?))
+    }
+
+    /// `FETCH FIRST n ROWS`.
+    pub fn limit(&self, n: usize) -> Table {
+        self.derive(builder::limit(Arc::clone(&self.plan), 0, Some(n)))
+    }
+
+    /// `OFFSET n ROWS`; combine with [`Table::limit`] for a page.
+    pub fn offset(&self, n: usize) -> Table {
+        self.derive(builder::limit(Arc::clone(&self.plan), n, None))
+    }
+
+    /// Joins each row with the rows `function(args)` produces for it; rows producing nothing
+    /// vanish. `names` renames the function's columns.
+    pub fn lateral_join(
+        &self,
+        function: TableUdfRef,
+        args: impl IntoIterator<Item = impl Into<Expr>>,
+        names: Option<Vec<String>>,
+    ) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::correlate(
+            Arc::clone(&self.plan),
+            function,
+            exprs(args),
+            JoinKind::Inner,
+            names,
+            "lateral_join",
+        )?))
+    }
+
+    /// As [`Table::lateral_join`], but rows producing nothing are kept once with nulls.
+    pub fn left_lateral_join(
+        &self,
+        function: TableUdfRef,
+        args: impl IntoIterator<Item = impl Into<Expr>>,
+        names: Option<Vec<String>>,
+    ) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::correlate(
+            Arc::clone(&self.plan),
+            function,
+            exprs(args),
+            JoinKind::Left,
+            names,
+            "left_lateral_join",
+        )?))
+    }
+
+    /// Replaces each row by the rows `function(args)` produces for it (only the function's
+    /// columns).
+    pub fn flat_map(
+        &self,
+        function: TableUdfRef,
+        args: impl IntoIterator<Item = impl Into<Expr>>,
+    ) -> Result<Table, PlanError> {
+        let joined = self.lateral_join(function, args, None)?;
+        let width = self.schema().len();
+        let schema = joined.schema();
+        let produced: Vec<Expr> = (width..schema.len())
+            .map(|i| column_of(schema, i))
+            .collect();
+        joined.select(produced)
+    }
+
+    /// The plan as text: the logical plan with each node's schema and changelog mode.
+    pub fn explain(&self) -> String {
+        let batch = self.env.is_batch();
+        let mut out = String::from("== Logical Plan ==\n");
+        write_explain(&self.plan, 0, batch, &mut out);
+        out
+    }
+
+    // ---- running ----
+
+    fn planner_config(&self) -> PlannerConfig {
+        PlannerConfig {
+            batch: self.env.is_batch(),
+            bad_data: self.env.config().bad_data,
+            bad_rows: self.env.bad_rows(),
+        }
+    }
+
+    /// The table's rows as a stream of Arrow batches with row kinds, in this environment.
+    pub fn to_changelog_stream(&self) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let mut planner = PhysicalPlanner::new(self.env.stream_env(), self.planner_config());
+        planner.lower(&self.plan)
+    }
+
+    /// The table's rows as typed records. The table must be insert-only, and its columns must
+    /// match `T`'s fields by name and type.
+    pub fn to_data_stream<T: Data + DeserializeOwned>(&self) -> Result<DataStream<T>, TableError> {
+        if let Some(producer) = updating_producer(&self.plan, self.env.is_batch()) {
+            return Err(PlanError::UpdatingInput {
+                consumer: "to_data_stream".into(),
+                producer,
+                hint: "use to_changelog_stream(), or make the query insert-only".into(),
+            }
+            .into());
+        }
+        check_fields::<T>(self.schema(), "to_data_stream")?;
+        let stream = self.to_changelog_stream()?;
+        Ok(stream.transform("ToDataStream", ArrowToRecords::<T>::new))
+    }
+
+    /// Runs the (bounded) query and returns its changelog as it was emitted.
+    pub fn collect_changelog(&self) -> Result<Vec<ChangelogBatch>, TableError> {
+        if !bounded(&self.plan) {
+            return Err(PlanError::invalid(
+                "collect",
+                "the table reads an unbounded source; use to_changelog_stream() or insert_into(..) instead",
+            )
+            .into());
+        }
+        let stream = self.to_changelog_stream()?;
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let target = Arc::clone(&sink);
+        stream
+            .transform("Collect", move || CollectBatches {
+                sink: Arc::clone(&target),
+            })
+            .set_parallelism(1)
+            .for_each(|_: ()| {});
+        self.env.stream_env().execute("collect")?;
+        let batches = std::mem::take(&mut *sink.lock());
+        Ok(batches)
+    }
+
+    /// Runs the (bounded) query and returns its final rows: the changelog consolidated.
+    pub fn collect(&self) -> Result<Vec<RecordBatch>, TableError> {
+        let changelog = self.collect_changelog()?;
+        let schema = self.schema().to_arrow();
+        let rows =
+            consolidate(&schema, &changelog).map_err(|e| TableError::Convert(e.to_string()))?;
+        Ok(if rows.num_rows() == 0 {
+            Vec::new()
+        } else {
+            vec![rows]
+        })
+    }
+
+    /// Runs the (bounded) query and returns its final rows as `T`s.
+    pub fn collect_as<T: DeserializeOwned>(&self) -> Result<Vec<T>, TableError> {
+        check_fields::<T>(self.schema(), "collect_as")?;
+        let mut out = Vec::new();
+        for batch in self.collect()? {
+            out.extend(
+                convert::from_record_batch::<T>(&batch)
+                    .map_err(|e| TableError::Convert(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Runs the (bounded) query and formats its final rows as a table.
+    pub fn to_pretty_string(&self) -> Result<String, TableError> {
+        let batches = self.collect()?;
+        if batches.is_empty() {
+            let empty = RecordBatch::new_empty(self.schema().to_arrow());
+            return Ok(arrow::util::pretty::pretty_format_batches(&[empty])?.to_string());
+        }
+        Ok(arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
+    }
+
+    /// Runs the (bounded) query and prints its final rows as a table.
+    pub fn print(&self) -> Result<(), TableError> {
+        println!("{}", self.to_pretty_string()?);
+        Ok(())
+    }
+}
+
+fn write_explain(plan: &LogicalPlan, depth: usize, batch: bool, out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "{}{} {} changelog={}",
+        "  ".repeat(depth),
+        plan.describe(),
+        plan.schema(),
+        changelog_mode(plan, batch)
+    );
+    for input in plan.inputs() {
+        write_explain(input, depth + 1, batch, out);
+    }
+}
+
+/// Fails unless the table's columns match `T`'s fields by name and type, in order.
+fn check_fields<T: DeserializeOwned>(
+    schema: &PlanSchema,
+    operation: &str,
+) -> Result<(), TableError> {
+    let fields = convert::fields_of::<T>().map_err(|e| TableError::Convert(e.to_string()))?;
+    let type_name = std::any::type_name::<T>();
+    let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+    if fields.len() != schema.len() {
+        return Err(PlanError::SchemaMismatch {
+            operation: operation.to_owned(),
+            message: format!(
+                "the table has columns {:?} but {type_name} has fields {names:?}",
+                schema.names()
+            ),
+        }
+        .into());
+    }
+    for (f, column) in fields.iter().zip(schema.fields()) {
+        if f.name() != &column.name || !compatible(f, &column.data_type) {
+            return Err(PlanError::SchemaMismatch {
+                operation: operation.to_owned(),
+                message: format!(
+                    "column {:?} of type {} does not match field {:?} of {type_name} of type {}; select and cast the columns to match the struct",
+                    column.name,
+                    column.data_type,
+                    f.name(),
+                    f.data_type()
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn compatible(field: &Field, column: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType as T;
+    let string = |t: &T| matches!(t, T::Utf8 | T::LargeUtf8 | T::Utf8View);
+    field.data_type() == column || (string(field.data_type()) && string(column))
+}
+
+/// Turns typed record batches into Arrow batches.
+pub(crate) struct RecordsToArrow<T> {
+    fields: Vec<Field>,
+    schema: SchemaRef,
+    _marker: PhantomData<fn(T)>,
+}
+
+impl<T> RecordsToArrow<T> {
+    pub(crate) fn new(fields: Vec<Field>, schema: SchemaRef) -> Self {
+        RecordsToArrow {
+            fields,
+            schema,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T: Data> Operator for RecordsToArrow<T> {
+    type In = Records<T>;
+    type Out = ChangelogBatch;
+
+    fn process_batch(
+        &mut self,
+        batch: Records<T>,
+        out: &mut dyn Output<ChangelogBatch>,
+    ) -> Result<(), TaskError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let rows = convert::to_record_batch(batch.values(), &self.fields)?;
+        out.collect(ChangelogBatch::insert_only(
+            rows.with_schema(Arc::clone(&self.schema))?,
+        ))
+    }
+}
+
+/// Turns Arrow batches into typed records.
+pub(crate) struct ArrowToRecords<T> {
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T> ArrowToRecords<T> {
+    pub(crate) fn new() -> Self {
+        ArrowToRecords {
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T: Data + DeserializeOwned> Operator for ArrowToRecords<T> {
+    type In = ChangelogBatch;
+    type Out = Records<T>;
+
+    fn process_batch(
+        &mut self,
+        batch: ChangelogBatch,
+        out: &mut dyn Output<Records<T>>,
+    ) -> Result<(), TaskError> {
+        let rows = convert::from_record_batch::<T>(batch.data())?;
+        out.collect(Records::from(rows))
+    }
+}
+
+/// Gathers every batch it is given.
+struct CollectBatches {
+    sink: Arc<Mutex<Vec<ChangelogBatch>>>,
+}
+
+impl Operator for CollectBatches {
+    type In = ChangelogBatch;
+    type Out = Records<()>;
+
+    fn process_batch(
+        &mut self,
+        batch: ChangelogBatch,
+        _out: &mut dyn Output<Records<()>>,
+    ) -> Result<(), TaskError> {
+        if batch.num_rows() > 0 {
+            self.sink.lock().push(batch);
+        }
+        Ok(())
+    }
+}
+
+/// A table grouped by keys, waiting for its aggregates.
+#[derive(Clone, Debug)]
+pub struct GroupedTable {
+    table: Table,
+    keys: Vec<Expr>,
+}
+
+impl GroupedTable {
+    /// The group keys, then `aggregates` (each an aggregate call, possibly aliased).
+    pub fn aggregate(
+        &self,
+        aggregates: impl IntoIterator<Item = impl Into<Expr>>,
+    ) -> Result<Table, PlanError> {
+        let aggregates = exprs(aggregates);
+        let mut select = self.keys.clone();
+        select.extend(aggregates.clone());
+        if aggregates
+            .iter()
+            .all(|a| matches!(a.unalias(), Expr::Aggregate { .. }))
+        {
+            Ok(self.table.derive(builder::aggregate(
+                Arc::clone(&self.table.plan),
+                self.keys.clone(),
+                aggregates,
+                "aggregate",
+            )?))
+        } else {
+            self.select(select)
+        }
+    }
+
+    /// Any mix of group keys and expressions over aggregates; a column that is neither grouped
+    /// nor inside an aggregate is an error.
+    pub fn select(
+        &self,
+        select: impl IntoIterator<Item = impl Into<Expr>>,
+    ) -> Result<Table, PlanError> {
+        Ok(self.table.derive(builder::aggregate_select(
+            Arc::clone(&self.table.plan),
+            self.keys.clone(),
+            exprs(select),
+            "select",
+        )?))
+    }
+}
