@@ -262,7 +262,7 @@ fn cases() -> Vec<(Expr, Reference)> {
             Value::Int(r.c.map(|c| i64::from(c.abs())))
         }),
         (col("s").try_cast(DataType::Int64), |r| {
-            Value::Int(r.s.as_deref().and_then(|s| s.parse::<i64>().ok()))
+            Value::Int(r.s.as_deref().and_then(|s| s.trim().parse::<i64>().ok()))
         }),
         (col("s").like(lit("%a%")), |r| {
             Value::Bool(r.s.as_deref().map(|s| s.contains('a')))

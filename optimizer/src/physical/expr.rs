@@ -3,7 +3,7 @@
 //! Columns become positions in the input; operands that meet in one type (both sides of a
 //! comparison, the branches of `CASE`, an `IN` list, the arguments of `COALESCE`, `GREATEST`,
 //! `LEAST`, `NULLIF`, an integer beside a decimal) get casts to the type
-//! [`common_type`](crate::expr::typing::common_type) gives, so the physical expression's type is
+//! [`common_type`] gives, so the physical expression's type is
 //! the one [`infer`](crate::expr::typing::infer) gives.
 
 use std::sync::Arc;

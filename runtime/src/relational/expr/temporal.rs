@@ -162,7 +162,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
         }
     }
     parse_date(text)
-        .and_then(|d| date_to_datetime(d))
+        .and_then(date_to_datetime)
         .map(|t| t.and_utc().timestamp_millis())
 }
 

@@ -613,7 +613,7 @@ fn conditional_functions() {
         ints(&[Some(1), None, None]),
     );
     let e = func(ScalarFunction::Coalesce, vec![bb, lit(0i64)]);
-    assert!(e.nullable() == false);
+    assert!(!e.nullable());
 }
 
 #[test]
