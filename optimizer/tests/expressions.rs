@@ -525,3 +525,84 @@ fn physical_types_agree_with_inference_for_every_builtin_function() {
         assert_eq!(out.data_type(), &t, "{expr}");
     }
 }
+
+/// Every operator over pairs of types that type inference accepts: the physical expression
+/// builds, with the inferred type and nullability.
+#[test]
+fn physical_types_agree_with_inference_for_operators() {
+    use rivulet_optimizer::BinaryOp as Op;
+    let types = [
+        DataType::Int8,
+        DataType::Int32,
+        DataType::UInt32,
+        DataType::Int64,
+        DataType::Float32,
+        DataType::Float64,
+        DataType::Decimal128(5, 2),
+        DataType::Decimal128(38, 10),
+        DataType::Utf8,
+        DataType::Boolean,
+        DataType::Date32,
+        DataType::Timestamp(TimeUnit::Millisecond, None),
+        DataType::Duration(TimeUnit::Millisecond),
+        DataType::Interval(arrow::datatypes::IntervalUnit::YearMonth),
+        DataType::Interval(arrow::datatypes::IntervalUnit::DayTime),
+        DataType::Timestamp(TimeUnit::Second, Some("+01:00".into())),
+        DataType::Null,
+    ];
+    let fields: Vec<Field> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Field::new(format!("c{i}"), t.clone(), i % 2 == 0))
+        .collect();
+    let schema = PlanSchema::from_arrow(&Schema::new(fields), None);
+    let ops = [
+        Op::Plus,
+        Op::Minus,
+        Op::Multiply,
+        Op::Divide,
+        Op::Modulo,
+        Op::Eq,
+        Op::Lt,
+        Op::IsNotDistinctFrom,
+        Op::And,
+        Op::Or,
+    ];
+    let mut checked = 0;
+    let mut check = |expr: Expr| {
+        if let Ok((t, nullable)) = infer(&expr, &schema, "test") {
+            let physical = create_physical_expr(&expr, &schema)
+                .unwrap_or_else(|e| panic!("{expr} types as {t} but does not build: {e}"));
+            assert_eq!(physical.data_type(), t, "{expr}");
+            assert_eq!(physical.nullable(), nullable, "{expr}");
+            checked += 1;
+        }
+    };
+    for i in 0..types.len() {
+        let left = col(&format!("c{i}"));
+        check(-left.clone());
+        check(left.clone().not());
+        check(left.clone().is_null());
+        for to in &types {
+            check(left.clone().cast(to.clone()));
+            check(left.clone().try_cast(to.clone()));
+        }
+        for j in 0..types.len() {
+            let right = col(&format!("c{j}"));
+            for op in ops {
+                check(Expr::Binary {
+                    left: Box::new(left.clone()),
+                    op,
+                    right: Box::new(right.clone()),
+                });
+            }
+            check(when(col("c9")).then(left.clone()).otherwise(right.clone()));
+            check(left.clone().in_list([right.clone(), left.clone()]));
+            check(call(
+                BuiltinFunction::Coalesce,
+                vec![left.clone(), right.clone()],
+            ));
+        }
+    }
+    assert!(checked > 500, "only {checked} expressions type-checked");
+}

@@ -377,19 +377,32 @@ pub fn binary_type(op: BinaryOp, left: &DataType, right: &DataType) -> Result<Da
             None => Err(format!("cannot compare {left} with {right}")),
         },
         _ => {
-            // Time arithmetic.
+            // Time arithmetic, on the runtime's time types: TIMESTAMP(3), DATE, an INTERVAL
+            // of milliseconds or of months.
+            let ms = TimeUnit::Millisecond;
             match (op, left, right) {
-                (BinaryOp::Plus | BinaryOp::Minus, T::Timestamp(u, tz), r) if is_interval(r) => {
+                (BinaryOp::Plus | BinaryOp::Minus, T::Timestamp(u, tz), r)
+                    if *u == ms && is_interval(r) =>
+                {
                     return Ok(T::Timestamp(*u, tz.clone()));
                 }
-                (BinaryOp::Plus, l, T::Timestamp(u, tz)) if is_interval(l) => {
+                (BinaryOp::Plus, l, T::Timestamp(u, tz)) if *u == ms && is_interval(l) => {
                     return Ok(T::Timestamp(*u, tz.clone()));
                 }
                 (BinaryOp::Plus | BinaryOp::Minus, T::Date32, r) if is_interval(r) => {
                     return Ok(T::Date32);
                 }
-                (BinaryOp::Minus, T::Timestamp(u, _), T::Timestamp(_, _)) => {
+                (BinaryOp::Minus, T::Timestamp(u, _), T::Timestamp(v, _))
+                    if *u == ms && *v == ms =>
+                {
                     return Ok(T::Duration(*u));
+                }
+                (_, l, r) if is_time(l) || is_time(r) => {
+                    return Err(format!(
+                        "{sym} is not defined for {left} and {right}; time arithmetic takes \
+                         TIMESTAMP(3) or DATE with an INTERVAL (milliseconds or months), or \
+                         TIMESTAMP(3) - TIMESTAMP(3); cast the operands"
+                    ));
                 }
                 _ => {}
             }
@@ -422,10 +435,18 @@ pub fn binary_type(op: BinaryOp, left: &DataType, right: &DataType) -> Result<Da
 fn is_interval(t: &DataType) -> bool {
     matches!(
         t,
+        DataType::Duration(TimeUnit::Millisecond) | DataType::Interval(IntervalUnit::YearMonth)
+    )
+}
+
+fn is_time(t: &DataType) -> bool {
+    matches!(
+        t,
         DataType::Duration(_)
-            | DataType::Interval(IntervalUnit::YearMonth)
-            | DataType::Interval(IntervalUnit::DayTime)
-            | DataType::Interval(IntervalUnit::MonthDayNano)
+            | DataType::Interval(_)
+            | DataType::Timestamp(_, _)
+            | DataType::Date32
+            | DataType::Date64
     )
 }
 
