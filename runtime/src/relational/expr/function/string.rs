@@ -27,15 +27,35 @@ pub(super) fn int64(array: &ArrayRef) -> Result<Int64Array, ArrowError> {
 
 pub(super) fn map(func: ScalarFunction, array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     let array = utf8(array)?;
-    let f: fn(&str) -> String = match func {
-        ScalarFunction::Upper => str::to_uppercase,
-        ScalarFunction::Lower => str::to_lowercase,
-        ScalarFunction::Trim => |s| s.trim_matches(' ').to_owned(),
-        ScalarFunction::LTrim => |s| s.trim_start_matches(' ').to_owned(),
-        _ => |s| s.trim_end_matches(' ').to_owned(),
+    let strings = array.as_string::<i32>().iter();
+    let out: StringArray = match func {
+        ScalarFunction::Upper => strings.map(|v| v.map(str::to_uppercase)).collect(),
+        ScalarFunction::Lower => strings.map(|v| v.map(str::to_lowercase)).collect(),
+        ScalarFunction::Trim => strings.map(|v| v.map(|s| s.trim_matches(' '))).collect(),
+        ScalarFunction::LTrim => strings
+            .map(|v| v.map(|s| s.trim_start_matches(' ')))
+            .collect(),
+        _ => strings
+            .map(|v| v.map(|s| s.trim_end_matches(' ')))
+            .collect(),
     };
-    let out: StringArray = array.as_string::<i32>().iter().map(|v| v.map(f)).collect();
     Ok(Arc::new(out))
+}
+
+/// The characters of `text` at 0-based character positions `skip..skip + take`, borrowed.
+fn char_slice(text: &str, skip: usize, take: usize) -> &str {
+    let mut bounds = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(text.len()));
+    let Some(start) = bounds.nth(skip) else {
+        return "";
+    };
+    let end = match take.checked_sub(1) {
+        None => start,
+        Some(more) => bounds.nth(more).unwrap_or(text.len()),
+    };
+    &text[start..end]
 }
 
 pub(super) fn char_length(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
@@ -65,17 +85,17 @@ pub(super) fn substring(args: &[ArrayRef]) -> Result<ArrayRef, ArrowError> {
             let begin = start.value(row);
             // Characters at 1-based positions [begin, end).
             let end = match &length {
-                Some(l) if l.value(row) < 0 => return Some(String::new()),
+                Some(l) if l.value(row) < 0 => return Some(""),
                 Some(l) => begin.saturating_add(l.value(row)),
                 None => i64::MAX,
             };
             let from = begin.max(1);
             if end <= from {
-                return Some(String::new());
+                return Some("");
             }
             let skip = usize::try_from(from - 1).unwrap_or(usize::MAX);
             let take = usize::try_from(end - from).unwrap_or(usize::MAX);
-            Some(text.chars().skip(skip).take(take).collect())
+            Some(char_slice(text, skip, take))
         })
         .collect();
     Ok(Arc::new(out))
@@ -110,27 +130,37 @@ pub(super) fn regexp_extract(
     let pattern = utf8(&args[1])?;
     let pattern = pattern.as_string::<i32>();
     let group = args.get(2).map(int64).transpose()?;
-    let out: StringArray = (0..s.len())
-        .map(|row| {
-            if s.is_null(row)
-                || pattern.is_null(row)
-                || group.as_ref().is_some_and(|g| g.is_null(row))
-            {
-                return None;
+    // The previous row's compiled pattern; the cache is asked only when the pattern changes.
+    let mut current: Option<(&str, Result<regex::Regex, String>)> = None;
+    let mut out = Vec::with_capacity(s.len());
+    for row in 0..s.len() {
+        let group_null = group.as_ref().is_some_and(|g| g.is_null(row));
+        if s.is_null(row) || pattern.is_null(row) || group_null {
+            out.push(None);
+            continue;
+        }
+        let p = pattern.value(row);
+        let compiled = match current.take() {
+            Some((q, compiled)) if q == p => compiled,
+            _ => cache.regex(p),
+        };
+        let found = match &compiled {
+            Ok(regex) => {
+                let group = usize::try_from(group.as_ref().map_or(0, |g| g.value(row))).ok();
+                group.and_then(|group| {
+                    let captures = regex.captures(s.value(row))?;
+                    captures.get(group).map(|m| m.as_str())
+                })
             }
-            let regex = match cache.regex(pattern.value(row)) {
-                Ok(regex) => regex,
-                Err(message) => {
-                    failures.push((row, message));
-                    return None;
-                }
-            };
-            let group = usize::try_from(group.as_ref().map_or(0, |g| g.value(row))).ok()?;
-            let captures = regex.captures(s.value(row))?;
-            captures.get(group).map(|m| m.as_str().to_owned())
-        })
-        .collect();
-    Ok(Arc::new(out))
+            Err(message) => {
+                failures.push((row, message.clone()));
+                None
+            }
+        };
+        out.push(found);
+        current = Some((p, compiled));
+    }
+    Ok(Arc::new(StringArray::from(out)))
 }
 
 pub(super) fn split_index(args: &[ArrayRef]) -> Result<ArrayRef, ArrowError> {
@@ -147,9 +177,9 @@ pub(super) fn split_index(args: &[ArrayRef]) -> Result<ArrayRef, ArrowError> {
             let index = usize::try_from(index.value(row)).ok()?;
             let (text, delimiter) = (s.value(row), delimiter.value(row));
             if delimiter.is_empty() {
-                return (index == 0).then(|| text.to_owned());
+                return (index == 0).then_some(text);
             }
-            text.split(delimiter).nth(index).map(str::to_owned)
+            text.split(delimiter).nth(index)
         })
         .collect();
     Ok(Arc::new(out))
