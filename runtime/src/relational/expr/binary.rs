@@ -211,7 +211,7 @@ impl BinaryExpr {
             })?;
             return Ok(ColumnarValue::Array(out));
         }
-        let kernel = match self.op {
+        let kernel: ArithmeticKernel = match self.op {
             BinaryOperator::Plus => numeric::add,
             BinaryOperator::Minus => numeric::sub,
             BinaryOperator::Multiply => numeric::mul,
@@ -225,15 +225,11 @@ impl BinaryExpr {
                 // Some row failed: find which, report them, and compute the others.
                 let (la, ra) = (to_array(&l, rows), to_array(&r, rows));
                 let mut bad = Vec::new();
-                for row in 0..rows {
-                    if la.is_valid(row)
-                        && ra.is_valid(row)
-                        && let Err(e) = kernel(&la.slice(row, 1), &ra.slice(row, 1))
-                    {
-                        ctx.row_failed(self, row, row_error_message(&e))?;
-                        bad.push(row);
-                    }
+                failing_rows(kernel, &la, &ra, 0, rows, &mut bad);
+                for (row, message) in &bad {
+                    ctx.row_failed(self, *row, message.clone())?;
                 }
+                let bad: Vec<usize> = bad.into_iter().map(|(row, _)| row).collect();
                 if bad.is_empty() {
                     return Err(EvalError::arrow(self, e));
                 }
@@ -383,6 +379,33 @@ fn arithmetic_type(op: BinaryOperator, lt: &DataType, rt: &DataType) -> Result<D
             ));
         }
     })
+}
+
+type ArithmeticKernel = fn(&dyn Datum, &dyn Datum) -> Result<ArrayRef, ArrowError>;
+
+/// The rows in `offset..offset + len` where `kernel` fails, found by bisection, so a batch with
+/// a few bad rows costs a few kernel calls per bad row.
+fn failing_rows(
+    kernel: ArithmeticKernel,
+    left: &ArrayRef,
+    right: &ArrayRef,
+    offset: usize,
+    len: usize,
+    out: &mut Vec<(usize, String)>,
+) {
+    if len == 0 {
+        return;
+    }
+    let result = kernel(&left.slice(offset, len), &right.slice(offset, len));
+    match result {
+        Ok(_) => {}
+        Err(e) if len == 1 => out.push((offset, row_error_message(&e))),
+        Err(_) => {
+            let half = len / 2;
+            failing_rows(kernel, left, right, offset, half, out);
+            failing_rows(kernel, left, right, offset + half, len - half, out);
+        }
+    }
 }
 
 fn is_row_error(e: &ArrowError) -> bool {

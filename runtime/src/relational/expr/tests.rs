@@ -716,3 +716,25 @@ fn user_functions_are_called_and_checked() {
     );
     assert!(ScalarUdfExpr::try_new(Arc::new(Twice { broken: false }), vec![lit("x")]).is_err());
 }
+
+#[test]
+fn finds_every_failing_row_of_a_large_batch() {
+    let divisors: Vec<Option<i64>> = (0..100)
+        .map(|i| match i {
+            3 | 50 | 99 => Some(0),
+            7 => None,
+            _ => Some(1),
+        })
+        .collect();
+    let b = batch(vec![
+        ("a", ints(&vec![Some(5); 100])),
+        ("b", ints(&divisors)),
+    ]);
+    let div = bin(col(&b, "a"), BinaryOperator::Modulo, col(&b, "b"));
+    let bad = BadRows::new();
+    let mut ctx = EvalContext::new(BadDataPolicy::Skip, bad.clone());
+    let out = eval_with(&div, &b, &mut ctx).unwrap();
+    assert_eq!(ctx.take_failed_rows(), vec![3, 50, 99]);
+    assert_eq!(bad.count(), 3);
+    assert_eq!(out.null_count(), 4);
+}
