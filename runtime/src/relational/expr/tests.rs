@@ -738,3 +738,66 @@ fn finds_every_failing_row_of_a_large_batch() {
     assert_eq!(bad.count(), 3);
     assert_eq!(out.null_count(), 4);
 }
+
+#[test]
+fn interval_plus_timestamp_and_dates_in_time_functions() {
+    let b = batch(vec![
+        (
+            "d",
+            Arc::new(Date32Array::from(vec![Some(59), None])) as ArrayRef,
+        ),
+        (
+            "m",
+            Arc::new(IntervalYearMonthArray::from(vec![1, 1])) as ArrayRef,
+        ),
+    ]);
+    let plus = bin(
+        col(&b, "m"),
+        BinaryOperator::Plus,
+        lit(ScalarValue::TimestampMs(0)),
+    );
+    let day = 86_400_000i64;
+    assert_eq!(
+        eval(&plus, &b).as_ref(),
+        &TimestampMillisecondArray::from(vec![day * 31, day * 31])
+    );
+    // 1970-03-01, a Sunday.
+    let dow = func(
+        ScalarFunction::Extract(DatePart::DayOfWeek),
+        vec![col(&b, "d")],
+    );
+    assert_eq!(eval(&dow, &b).as_ref(), ints(&[Some(1), None]).as_ref());
+    let format = func(
+        ScalarFunction::DateFormat,
+        vec![col(&b, "d"), lit("dd.MM.yy 'at' HH")],
+    );
+    assert_eq!(
+        eval(&format, &b).as_ref(),
+        strings(&[Some("01.03.70 at 00"), None]).as_ref()
+    );
+    let bad_pattern = func(ScalarFunction::DateFormat, vec![col(&b, "d"), lit("QQQ")]);
+    let err = eval_with(&bad_pattern, &b, &mut EvalContext::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported date format letters"),
+        "{err}"
+    );
+}
+
+#[test]
+fn greatest_of_strings_and_like_escapes() {
+    let b = batch(vec![
+        ("s", strings(&[Some("pear"), Some("50%"), None])),
+        ("t", strings(&[Some("apple"), Some("5"), Some("x")])),
+    ]);
+    let greatest = func(ScalarFunction::Greatest, vec![col(&b, "s"), col(&b, "t")]);
+    assert_eq!(
+        eval(&greatest, &b).as_ref(),
+        strings(&[Some("pear"), Some("50%"), None]).as_ref()
+    );
+    let like = Arc::new(LikeExpr::try_new(col(&b, "s"), lit(r"%\%"), false, false).unwrap())
+        as PhysicalExprRef;
+    assert_eq!(
+        eval(&like, &b).as_ref(),
+        &BooleanArray::from(vec![Some(false), Some(true), None])
+    );
+}

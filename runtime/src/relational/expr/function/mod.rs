@@ -66,37 +66,66 @@ pub enum DatePart {
 ///   `yyyy-MM-dd`. Unparseable text and unsupported pattern letters are bad data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
-#[allow(missing_docs)]
 pub enum ScalarFunction {
+    /// `UPPER(s)`.
     Upper,
+    /// `LOWER(s)`.
     Lower,
+    /// `SUBSTRING(s, start [, length])`, 1-based.
     Substring,
+    /// `CONCAT(a, b, ..)`: null if any argument is null.
     Concat,
+    /// `TRIM(s)`: spaces at both ends.
     Trim,
+    /// `LTRIM(s)`.
     LTrim,
+    /// `RTRIM(s)`.
     RTrim,
+    /// `CHAR_LENGTH(s)`: characters, not bytes.
     CharLength,
+    /// `REGEXP_EXTRACT(s, pattern [, group])`.
     RegexpExtract,
+    /// `SPLIT_INDEX(s, delimiter, index)`.
     SplitIndex,
+    /// `REPLACE(s, from, to)`: every occurrence.
     Replace,
+    /// `POSITION(needle IN s)`.
     Position,
+    /// `ABS(x)`.
     Abs,
+    /// `CEIL(x)`.
     Ceil,
+    /// `FLOOR(x)`.
     Floor,
+    /// `ROUND(x [, digits])`.
     Round,
+    /// `SQRT(x)`.
     Sqrt,
+    /// `POWER(x, y)`.
     Power,
+    /// `LN(x)`.
     Ln,
+    /// `LOG10(x)`.
     Log10,
+    /// `EXP(x)`.
     Exp,
+    /// `SIGN(x)`: -1, 0 or 1 in `x`'s type.
     Sign,
+    /// `COALESCE(a, b, ..)`: the first non-null argument.
     Coalesce,
+    /// `NULLIF(a, b)`: null when `a = b`, else `a`.
     NullIf,
+    /// `GREATEST(a, b, ..)`.
     Greatest,
+    /// `LEAST(a, b, ..)`.
     Least,
+    /// `EXTRACT(part FROM t)`.
     Extract(DatePart),
+    /// `DATE_FORMAT(t, pattern)`.
     DateFormat,
+    /// `TO_TIMESTAMP(s)`.
     ToTimestamp,
+    /// `TO_DATE(s)`.
     ToDate,
 }
 
