@@ -5,28 +5,7 @@
 
 use arrow::datatypes::{DataType, TimeUnit};
 
-/// A part of a date or timestamp, for `EXTRACT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DatePart {
-    /// The year.
-    Year,
-    /// The quarter, 1 to 4.
-    Quarter,
-    /// The month, 1 to 12.
-    Month,
-    /// The day of the month, 1 to 31.
-    Day,
-    /// The day of the week, 1 (Sunday) to 7 (Saturday), as Flink.
-    DayOfWeek,
-    /// The day of the year, 1 to 366.
-    DayOfYear,
-    /// The hour, 0 to 23.
-    Hour,
-    /// The minute, 0 to 59.
-    Minute,
-    /// The second, 0 to 59.
-    Second,
-}
+pub use rivulet_runtime::relational::expr::DatePart;
 
 /// A built-in scalar function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,6 +71,10 @@ pub enum BuiltinFunction {
     ToTimestamp,
     /// `TO_DATE(s)`: parses `yyyy-MM-dd`.
     ToDate,
+}
+
+fn is_decimal(t: &DataType) -> bool {
+    matches!(t, DataType::Decimal128(_, _))
 }
 
 impl BuiltinFunction {
@@ -245,7 +228,15 @@ impl BuiltinFunction {
             F::Abs | F::Ceil | F::Floor | F::Sign => {
                 arity(1..=1)?;
                 numeric_arg(0)?;
-                Ok((args[0].0.clone(), any_nullable))
+                let t = &args[0].0;
+                // Overflow (ABS of the smallest integer, a decimal rounded up past its
+                // precision) is bad data, null under the null policy.
+                let may_overflow = match self {
+                    F::Abs => t.is_integer() || is_decimal(t),
+                    F::Sign => false,
+                    _ => is_decimal(t),
+                };
+                Ok((t.clone(), any_nullable || may_overflow))
             }
             F::Round => {
                 arity(1..=2)?;
@@ -253,18 +244,20 @@ impl BuiltinFunction {
                 if args.len() == 2 {
                     integer_arg(1)?;
                 }
-                Ok((args[0].0.clone(), any_nullable))
+                let t = &args[0].0;
+                Ok((t.clone(), any_nullable || t.is_integer() || is_decimal(t)))
             }
+            // IEEE 754: SQRT(-1) is NaN and LN(0) is -infinity, not null.
             F::Sqrt | F::Ln | F::Log10 | F::Exp => {
                 arity(1..=1)?;
                 numeric_arg(0)?;
-                Ok((DataType::Float64, true))
+                Ok((DataType::Float64, any_nullable))
             }
             F::Power => {
                 arity(2..=2)?;
                 numeric_arg(0)?;
                 numeric_arg(1)?;
-                Ok((DataType::Float64, true))
+                Ok((DataType::Float64, any_nullable))
             }
             F::Coalesce | F::Greatest | F::Least => {
                 if args.is_empty() {
@@ -288,12 +281,19 @@ impl BuiltinFunction {
             }
             F::NullIf => {
                 arity(2..=2)?;
-                Ok((args[0].0.clone(), true))
+                // Both sides are compared in their common type, which is the result's type.
+                let t = super::typing::common_type(&args[0].0, &args[1].0).ok_or_else(|| {
+                    format!(
+                        "nullif needs arguments of one type, got {} and {}",
+                        args[0].0, args[1].0
+                    )
+                })?;
+                Ok((t, true))
             }
             F::Extract(_) => {
                 arity(1..=1)?;
                 match &args[0].0 {
-                    DataType::Date32 | DataType::Timestamp(_, _) => {
+                    DataType::Date32 | DataType::Timestamp(_, _) | DataType::Null => {
                         Ok((DataType::Int64, any_nullable))
                     }
                     other => Err(format!(
@@ -305,7 +305,7 @@ impl BuiltinFunction {
             F::DateFormat => {
                 arity(2..=2)?;
                 match &args[0].0 {
-                    DataType::Date32 | DataType::Timestamp(_, _) => {}
+                    DataType::Date32 | DataType::Timestamp(_, _) | DataType::Null => {}
                     other => {
                         return Err(format!(
                             "date_format needs a DATE or TIMESTAMP, got {other}"
@@ -313,7 +313,8 @@ impl BuiltinFunction {
                     }
                 }
                 string_arg(1)?;
-                Ok((DataType::Utf8, any_nullable))
+                // An unsupported pattern letter is bad data, null under the null policy.
+                Ok((DataType::Utf8, true))
             }
             F::ToTimestamp => {
                 arity(1..=1)?;

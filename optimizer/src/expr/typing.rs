@@ -42,6 +42,10 @@ pub fn infer(
                 // Division by zero and overflow are bad data; under the null policy they
                 // become nulls.
                 BinaryOp::Divide | BinaryOp::Modulo => true,
+                // So is overflow, which only floats cannot have.
+                BinaryOp::Plus | BinaryOp::Minus | BinaryOp::Multiply => {
+                    ln || rn || !result.is_floating()
+                }
                 _ => ln || rn,
             };
             Ok((result, nullable))
@@ -53,8 +57,14 @@ pub fn infer(
         }
         Expr::Negative(e) => {
             let (t, n) = infer(e, schema, operation)?;
-            if t.is_numeric() || matches!(t, DataType::Duration(_) | DataType::Interval(_)) {
-                Ok((t, n))
+            let signed = (t.is_numeric() && !t.is_unsigned_integer())
+                || matches!(
+                    t,
+                    DataType::Duration(_) | DataType::Interval(_) | DataType::Null
+                );
+            if signed {
+                // Negating the smallest integer overflows: bad data, null under the null policy.
+                Ok((t.clone(), n || t.is_integer()))
             } else {
                 Err(mismatch(format!("cannot negate a value of type {t}")))
             }
@@ -276,29 +286,10 @@ pub fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
-/// Whether every value of `from` converts to `to` without failing.
-pub fn lossless_cast(from: &DataType, to: &DataType) -> bool {
-    if from == to || *from == DataType::Null {
-        return true;
-    }
-    match (from, to) {
-        (f, t) if f.is_integer() && t.is_floating() => true,
-        (f, DataType::Decimal128(p, s)) if f.is_integer() => {
-            integer_digits(f).is_some_and(|d| d + (*s).max(0) as u8 <= *p)
-        }
-        (f, t) if f.is_integer() && t.is_integer() => integer_rank(f) <= integer_rank(t),
-        (DataType::Float32, DataType::Float64) => true,
-        (DataType::Decimal128(_, _), DataType::Float64) => true,
-        (DataType::Decimal128(p1, s1), DataType::Decimal128(p2, s2)) => {
-            s2 >= s1 && (*p1 as i16 - *s1 as i16) <= (*p2 as i16 - *s2 as i16)
-        }
-        (_, DataType::Utf8) => true,
-        (DataType::Date32, DataType::Timestamp(_, _)) => true,
-        _ => false,
-    }
-}
+pub use rivulet_runtime::relational::expr::lossless_cast;
 
-fn integer_digits(t: &DataType) -> Option<u8> {
+/// The decimal digits an integer type needs (`INT`: 10).
+pub fn integer_digits(t: &DataType) -> Option<u8> {
     Some(match t {
         DataType::Int8 | DataType::UInt8 => 3,
         DataType::Int16 | DataType::UInt16 => 5,
@@ -329,7 +320,10 @@ pub fn common_type(a: &DataType, b: &DataType) -> Option<DataType> {
         (x, y) if is_string(x) && is_string(y) => Some(T::Utf8),
         (x, y) if x.is_integer() && y.is_integer() => {
             let signed = x.is_signed_integer() || y.is_signed_integer();
-            let rank = integer_rank(x).max(integer_rank(y));
+            // A signed type holds an unsigned one's values only when it is wider.
+            let widened =
+                |t: &DataType| integer_rank(t) + u8::from(signed && t.is_unsigned_integer());
+            let rank = widened(x).max(widened(y));
             Some(match (signed, rank) {
                 (true, 1) => T::Int8,
                 (true, 2) => T::Int16,
@@ -383,19 +377,32 @@ pub fn binary_type(op: BinaryOp, left: &DataType, right: &DataType) -> Result<Da
             None => Err(format!("cannot compare {left} with {right}")),
         },
         _ => {
-            // Time arithmetic.
+            // Time arithmetic, on the runtime's time types: TIMESTAMP(3), DATE, an INTERVAL
+            // of milliseconds or of months.
+            let ms = TimeUnit::Millisecond;
             match (op, left, right) {
-                (BinaryOp::Plus | BinaryOp::Minus, T::Timestamp(u, tz), r) if is_interval(r) => {
+                (BinaryOp::Plus | BinaryOp::Minus, T::Timestamp(u, tz), r)
+                    if *u == ms && is_interval(r) =>
+                {
                     return Ok(T::Timestamp(*u, tz.clone()));
                 }
-                (BinaryOp::Plus, l, T::Timestamp(u, tz)) if is_interval(l) => {
+                (BinaryOp::Plus, l, T::Timestamp(u, tz)) if *u == ms && is_interval(l) => {
                     return Ok(T::Timestamp(*u, tz.clone()));
                 }
                 (BinaryOp::Plus | BinaryOp::Minus, T::Date32, r) if is_interval(r) => {
                     return Ok(T::Date32);
                 }
-                (BinaryOp::Minus, T::Timestamp(u, _), T::Timestamp(_, _)) => {
+                (BinaryOp::Minus, T::Timestamp(u, _), T::Timestamp(v, _))
+                    if *u == ms && *v == ms =>
+                {
                     return Ok(T::Duration(*u));
+                }
+                (_, l, r) if is_time(l) || is_time(r) => {
+                    return Err(format!(
+                        "{sym} is not defined for {left} and {right}; time arithmetic takes \
+                         TIMESTAMP(3) or DATE with an INTERVAL (milliseconds or months), or \
+                         TIMESTAMP(3) - TIMESTAMP(3); cast the operands"
+                    ));
                 }
                 _ => {}
             }
@@ -428,41 +435,29 @@ pub fn binary_type(op: BinaryOp, left: &DataType, right: &DataType) -> Result<Da
 fn is_interval(t: &DataType) -> bool {
     matches!(
         t,
+        DataType::Duration(TimeUnit::Millisecond) | DataType::Interval(IntervalUnit::YearMonth)
+    )
+}
+
+fn is_time(t: &DataType) -> bool {
+    matches!(
+        t,
         DataType::Duration(_)
-            | DataType::Interval(IntervalUnit::YearMonth)
-            | DataType::Interval(IntervalUnit::DayTime)
-            | DataType::Interval(IntervalUnit::MonthDayNano)
+            | DataType::Interval(_)
+            | DataType::Timestamp(_, _)
+            | DataType::Date32
+            | DataType::Date64
     )
 }
 
 /// The decimal type of `a op b` for decimals `(precision, scale)`, as SQL defines it (capped at
-/// 38 digits).
-pub fn decimal_arithmetic(op: BinaryOp, (p1, s1): (u8, i8), (p2, s2): (u8, i8)) -> DataType {
-    let (p1, s1, p2, s2) = (p1 as i32, s1 as i32, p2 as i32, s2 as i32);
-    let (p, s) = match op {
-        BinaryOp::Plus | BinaryOp::Minus => {
-            let s = s1.max(s2);
-            (s + (p1 - s1).max(p2 - s2) + 1, s)
-        }
-        BinaryOp::Multiply => (p1 + p2 + 1, s1 + s2),
-        BinaryOp::Divide => {
-            let s = 6.max(s1 + p2 + 1);
-            (p1 - s1 + s2 + s, s)
-        }
-        _ => {
-            let s = s1.max(s2);
-            ((p1 - s1).min(p2 - s2) + s, s)
-        }
-    };
-    let max = MAX_DECIMAL_PRECISION as i32;
-    if p <= max {
-        DataType::Decimal128(p as u8, s as i8)
-    } else {
-        // Keep the integer digits and give up scale, but keep at least 6 digits of it.
-        let int_digits = p - s;
-        let s = (max - int_digits).max(s.min(6)).max(0);
-        DataType::Decimal128(max as u8, s as i8)
-    }
+/// 38 digits). The runtime's decimal kernels compute at exactly this type.
+pub fn decimal_arithmetic(op: BinaryOp, left: (u8, i8), right: (u8, i8)) -> DataType {
+    rivulet_runtime::relational::expr::decimal_arithmetic_type(
+        crate::physical::expr::binary_operator(op),
+        left,
+        right,
+    )
 }
 
 /// The timestamp type the runtime normalises to.

@@ -4,18 +4,71 @@
 //! with Arrow compute kernels where one exists. Rows that fail (a failed cast, a division by zero)
 //! are handled by the [`EvalContext`]'s [`BadDataPolicy`]: fail the job with an error naming the
 //! expression and row, turn the value into a null, or drop the row and count it in [`BadRows`].
+//!
+//! One module per expression family:
+//!
+//! - `binary`: [`BinaryExpr`]: arithmetic (integers, floats, decimals, time), comparisons,
+//!   `IS NOT DISTINCT FROM`, and three-valued `AND` / `OR`.
+//! - `unary`: [`NotExpr`], [`NegativeExpr`], [`IsNullExpr`], [`IsNotNullExpr`].
+//! - `cast`: [`CastExpr`] (`CAST` and `TRY_CAST`).
+//! - `case`: [`CaseExpr`], which evaluates each branch only on the rows that reach it.
+//! - `in_list`: [`InListExpr`]. `like`: [`LikeExpr`].
+//! - `function`: [`ScalarFunctionExpr`] for the built-in [`ScalarFunction`]s; `udf`:
+//!   [`ScalarUdfExpr`] for user functions.
+//! - `decimal` and `temporal`: the decimal and date-time kernels they share.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arrow::array::{Int64Array, RecordBatch};
+//! use arrow::datatypes::{DataType, Field, Schema};
+//! use rivulet_runtime::relational::expr::{
+//!     BinaryExpr, BinaryOperator, ColumnExpr, LiteralExpr, evaluate_to_array,
+//! };
+//! use rivulet_runtime::relational::{EvalContext, PhysicalExpr, ScalarValue};
+//!
+//! let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+//! let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])?;
+//! let a = Arc::new(ColumnExpr::new("a", 0, DataType::Int64, false));
+//! let ten = Arc::new(LiteralExpr::new(ScalarValue::Int64(10)));
+//! let sum = BinaryExpr::try_new(a, BinaryOperator::Plus, ten)?;
+//! assert_eq!(sum.to_string(), "(a#0 + 10)");
+//! let out = evaluate_to_array(&sum, &batch, &mut EvalContext::default())?;
+//! assert_eq!(out.as_ref(), &Int64Array::from(vec![11, 12, 13]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{Array, ArrayRef, Datum, RecordBatch, Scalar, UInt32Array, make_array};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use parking_lot::Mutex;
 
 use super::scalar::ScalarValue;
 use crate::error::BoxError;
+
+mod binary;
+mod case;
+mod cast;
+mod decimal;
+mod function;
+mod in_list;
+mod like;
+mod temporal;
+mod udf;
+mod unary;
+
+pub use binary::{BinaryExpr, BinaryOperator, decimal_arithmetic_type};
+pub use case::CaseExpr;
+pub use cast::{CastExpr, lossless_cast};
+pub use function::{DatePart, ScalarFunction, ScalarFunctionExpr};
+pub use in_list::InListExpr;
+pub use like::LikeExpr;
+pub use udf::ScalarUdfExpr;
+pub use unary::{IsNotNullExpr, IsNullExpr, NegativeExpr, NotExpr};
 
 /// The result of evaluating an expression: an array with one value per row, or one value for all
 /// rows (a literal), which kernels can use without materialising it.
@@ -127,6 +180,9 @@ pub struct EvalContext {
     policy: BadDataPolicy,
     bad_rows: BadRows,
     failed: Vec<usize>,
+    /// While a subset of the operator's batch is evaluated (the rows reaching a `CASE` branch),
+    /// the operator's row for each row of the subset.
+    selection: Option<Arc<[usize]>>,
 }
 
 impl EvalContext {
@@ -136,6 +192,7 @@ impl EvalContext {
             policy,
             bad_rows,
             failed: Vec::new(),
+            selection: None,
         }
     }
 
@@ -159,6 +216,10 @@ impl EvalContext {
         message: impl Into<String>,
     ) -> Result<(), EvalError> {
         let message = message.into();
+        let row = match &self.selection {
+            Some(rows) => rows[row],
+            None => row,
+        };
         match self.policy {
             BadDataPolicy::Fail => Err(EvalError::Row {
                 expr: expr.to_string(),
@@ -174,6 +235,19 @@ impl EvalContext {
                 Ok(())
             }
         }
+    }
+
+    /// Runs `f` on a batch made of the rows `rows` of the current one, so rows that fail inside
+    /// `f` are reported (and skipped) as the current batch's rows.
+    pub fn within_rows<R>(&mut self, rows: &[usize], f: impl FnOnce(&mut Self) -> R) -> R {
+        let mapped: Arc<[usize]> = match &self.selection {
+            Some(outer) => rows.iter().map(|r| outer[*r]).collect(),
+            None => rows.into(),
+        };
+        let outer = self.selection.replace(mapped);
+        let result = f(self);
+        self.selection = outer;
+        result
     }
 
     /// Takes the rows of the current batch marked to be dropped, sorted and deduplicated.
@@ -219,6 +293,29 @@ pub enum EvalError {
         #[source]
         source: BoxError,
     },
+}
+
+/// Why a physical expression cannot be built: operands of types it does not accept.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExprError {
+    /// Arguments of types the expression does not accept.
+    #[error("`{expr}`: {message}")]
+    InvalidArguments {
+        /// The expression, as displayed in plans.
+        expr: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+}
+
+impl ExprError {
+    pub(crate) fn invalid(expr: impl fmt::Display, message: impl Into<String>) -> Self {
+        ExprError::InvalidArguments {
+            expr: expr.to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 impl EvalError {
@@ -340,3 +437,74 @@ pub fn evaluate_to_array(
 ) -> Result<ArrayRef, EvalError> {
     Ok(expr.evaluate(batch, ctx)?.into_array(batch.num_rows()))
 }
+
+/// An evaluated operand as an Arrow [`Datum`]: scalars stay one-row scalars, so kernels compare
+/// with constants without materialising them.
+pub(crate) enum Operand {
+    Array(ArrayRef),
+    Scalar(Scalar<ArrayRef>),
+}
+
+impl Operand {
+    pub(crate) fn new(value: &ColumnarValue) -> Self {
+        match value {
+            ColumnarValue::Array(a) => Operand::Array(Arc::clone(a)),
+            ColumnarValue::Scalar(v) => Operand::Scalar(Scalar::new(v.to_array(1))),
+        }
+    }
+
+    pub(crate) fn is_scalar(&self) -> bool {
+        matches!(self, Operand::Scalar(_))
+    }
+}
+
+impl Datum for Operand {
+    fn get(&self) -> (&dyn Array, bool) {
+        match self {
+            Operand::Array(a) => (a.as_ref(), false),
+            Operand::Scalar(s) => s.get(),
+        }
+    }
+}
+
+/// The result of a kernel over operands that were all scalars (`all_scalar`, a one-row array)
+/// or not (an array of the batch's length).
+pub(crate) fn kernel_result(array: ArrayRef, all_scalar: bool, rows: usize) -> ColumnarValue {
+    if !all_scalar || array.len() != 1 {
+        return ColumnarValue::Array(array);
+    }
+    match ScalarValue::try_from_array(&array, 0) {
+        Ok(value) => ColumnarValue::Scalar(value),
+        Err(_) => ColumnarValue::Array(repeat_first(&array, rows)),
+    }
+}
+
+/// An array of `rows` copies of `array`'s first value.
+pub(crate) fn repeat_first(array: &ArrayRef, rows: usize) -> ArrayRef {
+    let zeros = UInt32Array::from(vec![0u32; rows]);
+    arrow::compute::take(array.as_ref(), &zeros, None)
+        .expect("taking row 0 of a one-row array cannot fail")
+}
+
+/// `array` with the rows in `rows` (ascending) set to null.
+pub(crate) fn with_nulls_at(array: &ArrayRef, rows: &[usize]) -> ArrayRef {
+    if rows.is_empty() || *array.data_type() == DataType::Null {
+        return Arc::clone(array);
+    }
+    let mut valid = vec![true; array.len()];
+    for row in rows {
+        valid[*row] = false;
+    }
+    let extra = NullBuffer::new(BooleanBuffer::from(valid));
+    let nulls = NullBuffer::union(array.logical_nulls().as_ref(), Some(&extra));
+    let data = array.to_data().into_builder().nulls(nulls);
+    make_array(data.build().expect("adding nulls keeps an array valid"))
+}
+
+/// The values of `value` as an array of `rows` rows.
+pub(crate) fn to_array(value: &ColumnarValue, rows: usize) -> ArrayRef {
+    value.clone().into_array(rows)
+}
+
+#[cfg(test)]
+mod tests;
