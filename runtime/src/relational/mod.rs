@@ -4,15 +4,21 @@
 //! logical plans; the optimizer lowers a plan into these pieces.
 //!
 //! - [`scalar`]: [`ScalarValue`], one typed value (a literal, an accumulator's state).
+//! - [`aggregate`]: [`GroupAggregateOperator`], group aggregation with retraction.
 //! - [`expr`]: [`PhysicalExpr`], vectorised expressions evaluated on record batches, and the
 //!   [`EvalContext`] that applies the environment's [`BadDataPolicy`].
 //! - [`function`]: the user-function traits: scalar ([`ScalarUdf`]), table ([`TableUdf`]) and
 //!   aggregate ([`AggregateUdf`] with its row-wise [`Accumulator`]).
 
+pub mod aggregate;
 pub mod expr;
 pub mod function;
 pub mod scalar;
 
+pub use aggregate::{
+    AggregateCall, AggregateError, AggregateKind, EmitMode, GroupAggregateOperator,
+    GroupAggregateSpec,
+};
 pub use expr::{
     BadDataPolicy, BadRows, ColumnarValue, EvalContext, EvalError, PhysicalExpr, PhysicalExprRef,
 };
