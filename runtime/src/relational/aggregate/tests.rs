@@ -292,9 +292,11 @@ fn reference(rows: &[Row], groups: &[usize], global_row: bool) -> BTreeMap<Vec<V
             opt((!vs.is_empty()).then_some(sum)),
             opt(vs.iter().min().copied()),
             opt(vs.iter().max().copied()),
-            (!vs.is_empty())
-                .then(|| Val::Float((sum as f64 / vs.len() as f64).to_bits()))
-                .unwrap_or(Val::Null),
+            if vs.is_empty() {
+                Val::Null
+            } else {
+                Val::Float((sum as f64 / vs.len() as f64).to_bits())
+            },
             Val::Int(distinct.len() as i64),
             opt((!distinct.is_empty()).then(|| distinct.iter().sum())),
             Val::Int(rows.iter().filter(|r| r.flag == Some(true)).count() as i64),
