@@ -47,7 +47,7 @@
 //! };
 //! let mut op = GroupAggregateOperator::new(spec)?;
 //! let mut out = RecordingOutput::default();
-//! op.open(&OperatorContext::new("agg", 0, 1, 128))?;
+//! op.open(&OperatorContext::new("agg", 0, 1, 128)).unwrap();
 //! for amounts in [[3, 4], [5, 6]] {
 //!     let batch = RecordBatch::try_new(
 //!         Arc::clone(&input),
@@ -56,7 +56,7 @@
 //!             Arc::new(Int64Array::from(amounts.to_vec())),
 //!         ],
 //!     )?;
-//!     op.process_batch(ChangelogBatch::insert_only(batch), &mut out)?;
+//!     op.process_batch(ChangelogBatch::insert_only(batch), &mut out).unwrap();
 //! }
 //! // +I[ada, 7], then -U[ada, 7] +U[ada, 18]
 //! let last = &out.batches[1];
