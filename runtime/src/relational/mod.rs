@@ -4,12 +4,14 @@
 //! logical plans; the optimizer lowers a plan into these pieces.
 //!
 //! - [`scalar`]: [`ScalarValue`], one typed value (a literal, an accumulator's state).
+//! - [`aggregate`]: [`GroupAggregateOperator`], group aggregation with retraction.
 //! - [`expr`]: [`PhysicalExpr`], vectorised expressions evaluated on record batches, and the
 //!   [`EvalContext`] that applies the environment's [`BadDataPolicy`].
 //! - [`function`]: the user-function traits: scalar ([`ScalarUdf`]), table ([`TableUdf`]) and
 //!   aggregate ([`AggregateUdf`] with its row-wise [`Accumulator`]).
 //! - [`calc`], [`sort`], [`correlate`]: the stateless and bounded relational operators.
 
+pub mod aggregate;
 pub mod calc;
 pub mod changelog;
 pub mod correlate;
@@ -18,6 +20,10 @@ pub mod function;
 pub mod scalar;
 pub mod sort;
 
+pub use aggregate::{
+    AggregateCall, AggregateError, AggregateKind, EmitMode, GroupAggregateOperator,
+    GroupAggregateSpec,
+};
 pub use expr::{
     BadDataPolicy, BadRows, ColumnarValue, EvalContext, EvalError, PhysicalExpr, PhysicalExprRef,
 };
