@@ -572,6 +572,17 @@ fn invalid_specs_are_rejected_with_a_reason() {
         "{error}"
     );
 
+    let non_nullable = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, true),
+        Field::new("v", DataType::Int64, true),
+        Field::new("k2", DataType::Int64, false),
+        Field::new("w", DataType::Int64, true),
+    ]));
+    let spec = JoinSpec::new(JoinType::Left, left.clone(), right.clone(), non_nullable)
+        .with_keys([0], [0]);
+    let error = JoinOperator::new(spec).unwrap_err().to_string();
+    assert!(error.contains("\"k2\" is not nullable"), "{error}");
+
     let strings = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
     let spec =
         JoinSpec::new(JoinType::Inner, left, strings, schema(&["k", "v", "s"])).with_keys([0], [0]);

@@ -141,6 +141,15 @@ pub(crate) enum JoinSide {
     Right,
 }
 
+impl JoinSide {
+    fn other(self) -> JoinSide {
+        match self {
+            JoinSide::Left => JoinSide::Right,
+            JoinSide::Right => JoinSide::Left,
+        }
+    }
+}
+
 /// What a [`JoinOperator`] computes.
 #[derive(Debug, Clone)]
 pub struct JoinSpec {
@@ -284,6 +293,16 @@ pub enum JoinError {
         expected: usize,
         /// The number of columns in the given output schema.
         found: usize,
+    },
+    /// A column that outer joins pad with nulls is not nullable in the output schema.
+    #[error(
+        "output column {column:?} is not nullable, but a {join_type:?} join pads it with nulls; mark it nullable in the output schema"
+    )]
+    PaddedColumnNotNullable {
+        /// The join type.
+        join_type: JoinType,
+        /// The column's name.
+        column: String,
     },
     /// An input batch lacks a key column.
     #[error(
@@ -474,6 +493,21 @@ impl JoinOperator {
                 expected,
                 found: output_schema.fields().len(),
             });
+        }
+        let left_width = left_schema.fields().len();
+        for (position, field) in output_schema.fields().iter().enumerate() {
+            let side = if position < left_width {
+                JoinSide::Left
+            } else {
+                JoinSide::Right
+            };
+            let padded = !join_type.is_left_only() && join_type.preserves(side.other());
+            if padded && !field.is_nullable() {
+                return Err(JoinError::PaddedColumnNotNullable {
+                    join_type,
+                    column: field.name().clone(),
+                });
+            }
         }
         let pair_schema = Arc::new(Schema::new(
             left_schema

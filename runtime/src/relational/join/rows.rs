@@ -26,12 +26,17 @@ pub(crate) type FixedHashMap<K, V> =
 
 /// Encodes the key columns of a batch with the runtime's canonical key encoding (the bytes the
 /// hash exchange routes by), and remembers which rows have a null in any key column.
-#[derive(Debug)]
 pub(crate) struct KeyEncoder {
     columns: Vec<usize>,
     encoded: EncodedKeys,
     nulls: Option<NullBuffer>,
     scratch: Vec<ArrayRef>,
+}
+
+impl std::fmt::Debug for KeyEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeyEncoder").field(&self.columns).finish()
+    }
 }
 
 impl KeyEncoder {

@@ -163,10 +163,7 @@ impl JoinOperator {
             JoinSide::Left => (&mut *left, &mut *right),
             JoinSide::Right => (&mut *right, &mut *left),
         };
-        let other_side = match side {
-            JoinSide::Left => JoinSide::Right,
-            JoinSide::Right => JoinSide::Left,
-        };
+        let other_side = side.other();
         let columns = batch.data().columns();
         this.keys.encode(columns)?;
         let rows = this
