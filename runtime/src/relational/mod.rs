@@ -17,7 +17,9 @@ pub mod changelog;
 pub mod correlate;
 pub mod expr;
 pub mod function;
+pub mod join;
 pub mod scalar;
+pub mod set_op;
 pub mod sort;
 
 pub use aggregate::{
@@ -28,4 +30,6 @@ pub use expr::{
     BadDataPolicy, BadRows, ColumnarValue, EvalContext, EvalError, PhysicalExpr, PhysicalExprRef,
 };
 pub use function::{Accumulator, AggregateUdf, ScalarUdf, TableUdf};
+pub use join::{JoinError, JoinMode, JoinOperator, JoinSpec, JoinType};
 pub use scalar::ScalarValue;
+pub use set_op::{SetOpOperator, SetOpType};
