@@ -71,7 +71,8 @@ impl Expr {
         self.binary(BinaryOp::Or, other)
     }
 
-    /// `NOT self`.
+    /// `NOT self` (also `!self`).
+    #[allow(clippy::should_implement_trait)]
     pub fn not(self) -> Expr {
         Expr::Not(Box::new(self))
     }

@@ -7,6 +7,7 @@
 //! the same ids every time.
 
 pub mod expr;
+mod relational;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -219,10 +220,10 @@ impl<'a> PhysicalPlanner<'a> {
                     }),
                 )
             }
-            other => Err(PlanError::unsupported(
-                "plan",
-                format!("lowering {}", other.name()),
-            )),
+            LogicalPlan::Aggregate(a) => self.lower_aggregate(a),
+            LogicalPlan::Distinct(d) => self.lower_distinct(&d.input),
+            LogicalPlan::Join(j) => self.lower_join(j),
+            LogicalPlan::SetOperation(s) => self.lower_set_operation(s),
         }
     }
 

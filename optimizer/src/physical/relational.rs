@@ -1,0 +1,379 @@
+//! Lowering the stateful relational nodes: aggregates, distinct, joins and set operations.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use rivulet_runtime::exchange::ArrowKeySelector;
+use rivulet_runtime::relational::join::{JoinMode, JoinOperator, JoinSpec, JoinType};
+use rivulet_runtime::relational::set_op::{SetOpOperator, SetOpType};
+use rivulet_runtime::relational::{
+    AggregateCall, AggregateKind, EmitMode, GroupAggregateOperator, GroupAggregateSpec,
+    PhysicalExprRef,
+};
+use rivulet_runtime::{ChangelogBatch, Stream};
+
+use super::{PhysicalPlanner, create_physical_expr};
+use crate::error::PlanError;
+use crate::expr::typing::{common_type, infer};
+use crate::expr::{AggregateFunction, Column, Expr};
+use crate::plan::{Aggregate, Join, JoinKind, LogicalPlan, SetOpKind, SetOperation};
+use crate::schema::{PlanField, PlanSchema};
+
+type PlanRef = Arc<LogicalPlan>;
+
+impl PhysicalPlanner<'_> {
+    /// `GROUP BY`: a Calc computing keys, arguments and filters, a hash exchange on the keys
+    /// (everything to one subtask for a global aggregate), and the group aggregate.
+    pub(super) fn lower_aggregate(
+        &mut self,
+        agg: &Aggregate,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let input = self.lower(&agg.input)?;
+        let schema = agg.input.schema();
+        let mut pre: Vec<PhysicalExprRef> = Vec::new();
+        let mut pre_fields: Vec<Field> = Vec::new();
+        let mut push = |e: &Expr, name: String| -> Result<usize, PlanError> {
+            let (t, n) = infer(e, schema, "aggregate")?;
+            pre.push(create_physical_expr(e, schema)?);
+            pre_fields.push(Field::new(name, t, n));
+            Ok(pre.len() - 1)
+        };
+        for (i, g) in agg.group.iter().enumerate() {
+            push(g, format!("$g{i}"))?;
+        }
+        let mut calls = Vec::new();
+        for (i, a) in agg.aggregates.iter().enumerate() {
+            let Expr::Aggregate {
+                func,
+                args,
+                distinct,
+                filter,
+            } = a.unalias()
+            else {
+                return Err(PlanError::invalid(
+                    "aggregate",
+                    format!("`{a}` is not an aggregate"),
+                ));
+            };
+            let positions = args
+                .iter()
+                .enumerate()
+                .map(|(j, arg)| push(arg, format!("$a{i}_{j}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let filter = filter
+                .as_ref()
+                .map(|f| push(f, format!("$f{i}")))
+                .transpose()?;
+            let kind = match (func, args.is_empty()) {
+                (AggregateFunction::Count, true) => AggregateKind::CountStar,
+                (AggregateFunction::Count, false) => AggregateKind::Count,
+                (AggregateFunction::Sum, _) => AggregateKind::Sum,
+                (AggregateFunction::Avg, _) => AggregateKind::Avg,
+                (AggregateFunction::Min, _) => AggregateKind::Min,
+                (AggregateFunction::Max, _) => AggregateKind::Max,
+                (AggregateFunction::User(udf), _) => AggregateKind::User(Arc::clone(udf)),
+            };
+            let out = agg.schema.field(agg.group.len() + i);
+            calls.push(AggregateCall {
+                kind,
+                args: positions,
+                distinct: *distinct,
+                filter,
+                output: out.to_arrow(),
+            });
+        }
+        let pre_schema = Arc::new(Schema::new(pre_fields));
+        let keys = agg.group.len();
+        let stream = self.calc(
+            &input,
+            None,
+            Some(pre),
+            Arc::clone(&pre_schema),
+            "AggregateInput",
+        );
+        let spec = GroupAggregateSpec {
+            group_columns: (0..keys).collect(),
+            aggregates: calls,
+            input_schema: pre_schema,
+            output_schema: agg.schema.to_arrow(),
+            emit: if self.config.batch {
+                EmitMode::Final
+            } else {
+                EmitMode::Changelog
+            },
+        };
+        self.group_aggregate(stream, keys, spec, "GroupAggregate")
+    }
+
+    fn group_aggregate(
+        &mut self,
+        stream: Stream<ChangelogBatch>,
+        keys: usize,
+        spec: GroupAggregateSpec,
+        name: &str,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        GroupAggregateOperator::new(spec.clone())
+            .map_err(|e| PlanError::invalid("aggregate", e.to_string()))?;
+        let uid = self.uid("aggregate");
+        let routed = if keys == 0 {
+            stream.global()
+        } else {
+            stream.partition_by_key(ArrowKeySelector::new(0..keys))
+        };
+        let out = routed.transform(name, move || {
+            GroupAggregateOperator::new(spec.clone()).expect("the spec was validated when planned")
+        });
+        Ok(if keys == 0 {
+            out.set_parallelism(1)
+        } else {
+            out
+        }
+        .uid(&uid))
+    }
+
+    /// `DISTINCT`: a group aggregate keyed by every column, without aggregates.
+    pub(super) fn lower_distinct(
+        &mut self,
+        input: &PlanRef,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let stream = self.lower(input)?;
+        let schema = input.schema().to_arrow();
+        let spec = GroupAggregateSpec {
+            group_columns: (0..schema.fields().len()).collect(),
+            aggregates: Vec::new(),
+            input_schema: Arc::clone(&schema),
+            output_schema: schema,
+            emit: if self.config.batch {
+                EmitMode::Final
+            } else {
+                EmitMode::Changelog
+            },
+        };
+        let keys = input.schema().len();
+        self.group_aggregate(stream, keys, spec, "Distinct")
+    }
+
+    /// A join: each side extended by its key expressions (cast to their common type) when they
+    /// are not plain columns of that type, both sides hashed on the keys, the join operator, and
+    /// a projection dropping the added key columns.
+    pub(super) fn lower_join(&mut self, join: &Join) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let (ls, rs) = (join.left.schema(), join.right.schema());
+        let mut left_keys = Vec::new();
+        let mut right_keys = Vec::new();
+        let mut left_extra: Vec<(Expr, PlanField)> = Vec::new();
+        let mut right_extra: Vec<(Expr, PlanField)> = Vec::new();
+        for (i, (l, r)) in join.on.iter().enumerate() {
+            let (lt, ln) = infer(l, ls, "join")?;
+            let (rt, rn) = infer(r, rs, "join")?;
+            let common = common_type(&lt, &rt).ok_or_else(|| PlanError::TypeMismatch {
+                operation: "join".into(),
+                expr: format!("{l} = {r}"),
+                message: format!("cannot compare {lt} with {rt}"),
+            })?;
+            let key = |e: &Expr,
+                       t: &arrow::datatypes::DataType,
+                       n: bool,
+                       schema: &PlanSchema,
+                       extra: &mut Vec<(Expr, PlanField)>,
+                       side: &str|
+             -> Result<usize, PlanError> {
+                if let Expr::Column(c) = e.unalias()
+                    && *t == common
+                {
+                    return schema.index_of(c, "join");
+                }
+                let e = if *t == common {
+                    e.clone()
+                } else {
+                    e.clone().cast(common.clone())
+                };
+                extra.push((
+                    e,
+                    PlanField::new(format!("${side}key{i}"), common.clone(), n),
+                ));
+                Ok(schema.len() + extra.len() - 1)
+            };
+            left_keys.push(key(l, &lt, ln, ls, &mut left_extra, "l")?);
+            right_keys.push(key(r, &rt, rn, rs, &mut right_extra, "r")?);
+        }
+        let left = self.lower(&join.left)?;
+        let right = self.lower(&join.right)?;
+        let (left, ls_ext) = self.extend(left, ls, &left_extra)?;
+        let (right, rs_ext) = self.extend(right, rs, &right_extra)?;
+        let joined_ext = ls_ext.join(&rs_ext);
+        let filter = join
+            .filter
+            .as_ref()
+            .map(|f| create_physical_expr(f, &joined_ext))
+            .transpose()?;
+        let join_type = match join.kind {
+            JoinKind::Inner => JoinType::Inner,
+            JoinKind::Left => JoinType::Left,
+            JoinKind::Right => JoinType::Right,
+            JoinKind::Full => JoinType::Full,
+            JoinKind::Semi => JoinType::Semi,
+            JoinKind::Anti => JoinType::Anti,
+        };
+        // The operator's output: the extended sides (padded side nullable), or the left side.
+        let pad = |s: &PlanSchema, pad: bool| -> Vec<Field> {
+            s.fields()
+                .iter()
+                .map(|f| Field::new(&f.name, f.data_type.clone(), f.nullable || pad))
+                .collect()
+        };
+        let output_fields: Vec<Field> = match join.kind {
+            JoinKind::Semi | JoinKind::Anti => pad(&ls_ext, false),
+            kind => {
+                let mut fields = pad(&ls_ext, matches!(kind, JoinKind::Right | JoinKind::Full));
+                fields.extend(pad(
+                    &rs_ext,
+                    matches!(kind, JoinKind::Left | JoinKind::Full),
+                ));
+                fields
+            }
+        };
+        let output_schema: SchemaRef = Arc::new(Schema::new(output_fields));
+        let spec = JoinSpec {
+            join_type,
+            left_keys: left_keys.clone(),
+            right_keys: right_keys.clone(),
+            null_equals_null: join.null_equals_null,
+            filter,
+            left_schema: ls_ext.to_arrow(),
+            right_schema: rs_ext.to_arrow(),
+            output_schema: Arc::clone(&output_schema),
+            mode: if self.config.batch {
+                JoinMode::Batch
+            } else {
+                JoinMode::Streaming
+            },
+            eval: self.ctx(),
+        };
+        JoinOperator::new(spec.clone()).map_err(|e| PlanError::invalid("join", e.to_string()))?;
+        let uid = self.uid("join");
+        let keyed = !left_keys.is_empty();
+        let (left, right) = if keyed {
+            (
+                left.partition_by_key(ArrowKeySelector::new(left_keys)),
+                right.partition_by_key(ArrowKeySelector::new(right_keys)),
+            )
+        } else {
+            (left.global(), right.global())
+        };
+        let name = format!("Join({})", join.kind.name());
+        let out = left.transform_two_input(&right, &name, move || {
+            JoinOperator::new(spec.clone()).expect("the spec was validated when planned")
+        });
+        let out = if keyed { out } else { out.set_parallelism(1) }.uid(&uid);
+        if left_extra.is_empty() && right_extra.is_empty() {
+            return Ok(out);
+        }
+        // Drop the added key columns.
+        let mut keep: Vec<usize> = (0..ls.len()).collect();
+        if !join.kind.left_only() {
+            keep.extend((0..rs.len()).map(|i| ls_ext.len() + i));
+        }
+        let out_plan_schema = PlanSchema::new(
+            output_schema
+                .fields()
+                .iter()
+                .map(|f| PlanField::new(f.name().clone(), f.data_type().clone(), f.is_nullable()))
+                .collect(),
+        );
+        let exprs = keep
+            .into_iter()
+            .map(|i| {
+                Arc::new(rivulet_runtime::relational::expr::ColumnExpr::new(
+                    out_plan_schema.field(i).name.clone(),
+                    i,
+                    out_plan_schema.field(i).data_type.clone(),
+                    out_plan_schema.field(i).nullable,
+                )) as PhysicalExprRef
+            })
+            .collect();
+        Ok(self.calc(
+            &out,
+            None,
+            Some(exprs),
+            join.schema.to_arrow(),
+            "DropJoinKeys",
+        ))
+    }
+
+    /// `stream` of `schema` with `extra` computed columns appended.
+    fn extend(
+        &mut self,
+        stream: Stream<ChangelogBatch>,
+        schema: &PlanSchema,
+        extra: &[(Expr, PlanField)],
+    ) -> Result<(Stream<ChangelogBatch>, PlanSchema), PlanError> {
+        if extra.is_empty() {
+            return Ok((stream, schema.clone()));
+        }
+        let mut exprs: Vec<PhysicalExprRef> = (0..schema.len())
+            .map(|i| {
+                let f = schema.field(i);
+                create_physical_expr(
+                    &Expr::Column(Column {
+                        relation: f.qualifier.as_deref().map(str::to_owned),
+                        name: f.name.clone(),
+                    }),
+                    schema,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let mut fields = schema.fields().to_vec();
+        for (e, field) in extra {
+            exprs.push(create_physical_expr(e, schema)?);
+            fields.push(field.clone());
+        }
+        let extended = PlanSchema::new(fields);
+        let stream = self.calc(&stream, None, Some(exprs), extended.to_arrow(), "JoinKeys");
+        Ok((stream, extended))
+    }
+
+    /// `INTERSECT` / `EXCEPT`: both sides conformed to the output's types and hashed on every
+    /// column.
+    pub(super) fn lower_set_operation(
+        &mut self,
+        op: &SetOperation,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let left = self.lower(&op.left)?;
+        let left = self.conform(left, op.left.schema(), &op.schema)?;
+        let right = self.lower(&op.right)?;
+        let right = self.conform(right, op.right.schema(), &op.schema)?;
+        let schema = op.schema.to_arrow();
+        let kind = match op.kind {
+            SetOpKind::Intersect => SetOpType::Intersect,
+            SetOpKind::Except => SetOpType::Except,
+        };
+        let mode = if self.config.batch {
+            JoinMode::Batch
+        } else {
+            JoinMode::Streaming
+        };
+        let all = op.all;
+        SetOpOperator::new(kind, all, Arc::clone(&schema), mode)
+            .map_err(|e| PlanError::invalid("set operation", e.to_string()))?;
+        let width = schema.fields().len();
+        let uid = self.uid("setop");
+        let name = op.kind_name();
+        Ok(left
+            .partition_by_key(ArrowKeySelector::new(0..width))
+            .transform_two_input(
+                &right.partition_by_key(ArrowKeySelector::new(0..width)),
+                &name,
+                move || {
+                    SetOpOperator::new(kind, all, Arc::clone(&schema), mode)
+                        .expect("the operator was validated when planned")
+                },
+            )
+            .uid(&uid))
+    }
+}
+
+impl SetOperation {
+    fn kind_name(&self) -> String {
+        LogicalPlan::SetOperation(self.clone()).name()
+    }
+}
