@@ -31,9 +31,11 @@ mod support;
 const N: usize = 2_000_000;
 /// Rows per input batch.
 const BATCH_ROWS: usize = 8192;
-const MODES: [(&str, EmitMode); 2] = [
-    ("changelog", EmitMode::Changelog),
-    ("final", EmitMode::Final),
+/// The variants of each case: name, emit mode, and whether `MAX(amount)` is computed too.
+const MODES: [(&str, EmitMode, bool); 3] = [
+    ("changelog", EmitMode::Changelog, false),
+    ("final", EmitMode::Final, false),
+    ("changelog_max", EmitMode::Changelog, true),
 ];
 /// How long each case runs for the rows-per-CPU-second report (CPU time has 10 ms ticks).
 const REPORT_TIME: Duration = Duration::from_secs(3);

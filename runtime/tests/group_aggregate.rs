@@ -35,7 +35,7 @@ fn input() -> Vec<RecordBatch> {
                 n += 1;
                 let x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
                 users.push(format!("user-{}", x % 23));
-                amounts.push((n % 7 != 0).then_some((x % 100) as i64));
+                amounts.push((!n.is_multiple_of(7)).then_some((x % 100) as i64));
             }
             RecordBatch::try_new(
                 input_schema(),
