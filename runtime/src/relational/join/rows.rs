@@ -21,8 +21,37 @@ use crate::keys::{EncodedKeys, KeyGroup, encode_arrow_keys, hash_key_bytes, key_
 
 /// A hash map with a fixed hasher, so iteration order (and thus output order) is the same on
 /// every run.
-pub(crate) type FixedHashMap<K, V> =
-    hashbrown::HashMap<K, V, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
+pub(crate) type FixedHashMap<K, V> = hashbrown::HashMap<K, V, FixedHasher>;
+
+/// Hashes the byte strings the join state is keyed by with one-shot xxh3 calls, which is much
+/// cheaper for short keys than xxh3's streaming state.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FixedHasher;
+
+impl std::hash::BuildHasher for FixedHasher {
+    type Hasher = OneShotXxh3;
+
+    fn build_hasher(&self) -> OneShotXxh3 {
+        OneShotXxh3(0)
+    }
+}
+
+/// A hasher that folds each write into its state with one xxh3 call seeded by the state.
+pub(crate) struct OneShotXxh3(u64);
+
+impl std::hash::Hasher for OneShotXxh3 {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Encodes the key columns of a batch with the runtime's canonical key encoding (the bytes the
 /// hash exchange routes by), and remembers which rows have a null in any key column.
