@@ -408,6 +408,9 @@ pub struct CsvReader {
     records: Vec<csv::ByteRecord>,
     /// The line each record of `records` starts on.
     lines: Vec<u64>,
+    /// A malformed line found under the fail policy, reported once the records before it are
+    /// parsed.
+    deferred: Option<CsvError>,
 }
 
 impl std::fmt::Debug for CsvReader {
@@ -457,6 +460,7 @@ impl CsvReader {
             config,
             records: Vec::new(),
             lines: Vec::new(),
+            deferred: None,
         };
         if this.split.offset == 0 && this.config.header {
             let mut header = csv::ByteRecord::new();
@@ -513,12 +517,15 @@ impl CsvReader {
                 let path = &self.split.path;
                 match self.config.policy {
                     BadDataPolicy::Fail => {
-                        return Err(CsvError::FieldCount {
+                        // The records before it may hold an earlier bad field: they are
+                        // parsed first, and this error is raised after them.
+                        self.deferred = Some(CsvError::FieldCount {
                             path: path.clone(),
                             line,
                             expected,
                             found,
                         });
+                        return Ok((n, false));
                     }
                     BadDataPolicy::Skip => {
                         self.config.bad_rows.record(|| {
@@ -823,8 +830,14 @@ impl SourceReader for CsvReader {
             .batch_size
             .map_or(max_records, |b| b.min(max_records))
             .max(1);
+        if let Some(error) = self.deferred.take() {
+            return Err(error.into());
+        }
         let (rows, ended) = self.read_records(limit)?;
         if rows == 0 {
+            if let Some(error) = self.deferred.take() {
+                return Err(error.into());
+            }
             // Every line read was skipped; the next poll goes on from here.
             return Ok(if ended {
                 SourcePoll::Finished
