@@ -388,7 +388,7 @@ impl Source for CsvSource {
     }
 
     fn create_reader(&self, split: CsvSplit) -> Result<CsvReader, BoxError> {
-        Ok(CsvReader::open(split, Arc::new(self.config()?))?)
+        CsvReader::open(split, Arc::new(self.config()?))
     }
 
     fn name(&self) -> String {
@@ -817,7 +817,7 @@ fn parse_timestamp(text: &str, format: Option<&str>) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f"))
         .ok()
-        .or_else(|| Some(parse_date(text, None)?.and_hms_opt(0, 0, 0)?))
+        .or_else(|| parse_date(text, None)?.and_hms_opt(0, 0, 0))
 }
 
 impl SourceReader for CsvReader {

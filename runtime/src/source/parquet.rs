@@ -182,11 +182,7 @@ impl Source for ParquetSource {
     }
 
     fn create_reader(&self, split: ParquetSplit) -> Result<ParquetReader, BoxError> {
-        Ok(ParquetReader::open(
-            split,
-            self.projection.clone(),
-            self.batch_size,
-        )?)
+        ParquetReader::open(split, self.projection.clone(), self.batch_size)
     }
 
     fn name(&self) -> String {
