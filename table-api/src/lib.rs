@@ -45,3 +45,7 @@ pub mod prelude {
     pub use rivulet_runtime::relational::BadDataPolicy;
     pub use rivulet_runtime::{ChangelogBatch, RowKind, StreamEnv};
 }
+
+pub use convert::{
+    ConvertError, fields_of, fields_of_with_timestamps, from_record_batch, to_record_batch,
+};

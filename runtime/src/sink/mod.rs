@@ -1,8 +1,14 @@
-//! Built-in sinks: collect results back to the caller, print them, or call a function.
+//! Built-in sinks: collect results back to the caller, print them, or call a function; write
+//! part files exactly once (lines, CSV, Parquet).
 
 mod file;
+mod table;
 
 pub use file::{DisplayFormat, FileSink};
+pub use table::{
+    CsvFileSink, CsvFormat, ParquetFileSink, ParquetFormat, PartFormat, TableCollectHandle,
+    TableFileSink, TableSink, TableSinkError, changelog_rows, pretty_format,
+};
 
 use std::fmt::Debug;
 use std::marker::PhantomData;

@@ -7,11 +7,14 @@
 //! resumes from it: that is what checkpoints store and recovery replays from.
 //!
 //! Built-in sources: collections ([`VecSource`], [`IterSource`]), number sequences and
-//! generators ([`GeneratorSource`]), Arrow record batches ([`RecordBatchSource`]).
+//! generators ([`GeneratorSource`]), Arrow record batches ([`RecordBatchSource`]), text files
+//! ([`TextFileSource`]), CSV files ([`CsvSource`]) and Parquet files ([`ParquetSource`]).
 
 mod arrow;
 mod collection;
+mod csv;
 mod file;
+mod parquet;
 
 use std::fmt::Debug;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,6 +24,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use self::arrow::{RecordBatchReader, RecordBatchSource, RecordBatchSplit};
+pub use self::csv::{CsvError, CsvReader, CsvSource, CsvSplit};
+pub use self::parquet::{ParquetReadError, ParquetReader, ParquetSource, ParquetSplit};
 pub use collection::{GeneratorSource, GeneratorSplit, IterSource, IterSplit, VecSource, VecSplit};
 pub use file::{FileError, FileSplit, TextFileReader, TextFileSource};
 
