@@ -89,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Streaming mode: the same aggregate as a changelog of updates.
-    let streaming = TableEnv::streaming(StreamEnv::new().with_parallelism(1));
+    let streaming = TableEnv::streaming(StreamEnv::new().with_parallelism(1).with_batch_size(4));
     let changelog = revenue_per_country(&streaming)?.collect_changelog()?;
     println!("\nThe changelog of the streaming aggregate:");
     for batch in &changelog {

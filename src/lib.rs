@@ -16,7 +16,10 @@
 //! assert_eq!(doubled.take_sorted(), vec![2, 4, 6]);
 //! ```
 //!
-//! The numbered examples in `examples/` are the tutorial: `02_word_count` (DataStream API),
+//! Table programs use [`table::prelude`] (a `TableEnv`, `Table`s and the expression DSL).
+//!
+//! The numbered examples in `examples/` are the tutorial: `01_quickstart` (the Table API),
+//! `02_word_count` (DataStream API),
 //! `03_windows` (event time and windows), `05_checkpoint_restore` (recovery after a process
 //! kill).
 #![warn(missing_docs)]

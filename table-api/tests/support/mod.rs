@@ -198,9 +198,9 @@ pub struct Input {
 }
 
 /// Runs `query` over `inputs` in streaming mode at `parallelism`, releasing one batch at a time
-/// (round-robin over the inputs) and, after each, taking a savepoint (every operator has then
-/// processed everything released) and checking that the consolidated changelog so far equals
-/// `reference` of the released prefixes. The changelog must stay well formed.
+/// (round-robin over the inputs) and, after each, waiting until the consolidated changelog so
+/// far equals `reference` of the released prefixes while the input is still open, so an
+/// operator that holds results back until the end fails. The changelog must stay well formed.
 pub fn check_streaming(
     parallelism: usize,
     inputs: &[Input],
@@ -254,11 +254,6 @@ pub fn check_streaming(
         .enable_all()
         .build()
         .expect("a runtime");
-    let dir = std::env::temp_dir().join(format!(
-        "rivulet-stepped-{}-{}",
-        std::process::id(),
-        STEPS.fetch_add(1, Ordering::Relaxed)
-    ));
     let total: usize = inputs.iter().map(|i| i.batches.len()).sum();
     let mut released = vec![0usize; inputs.len()];
     let mut step = 0;
@@ -270,23 +265,32 @@ pub fn check_streaming(
         }
         released[i] += 1;
         gates[i].store(released[i], Ordering::SeqCst);
-        runtime
-            .block_on(handle.trigger_savepoint(&dir))
-            .expect("a savepoint completes");
-        let changelog = out.lock().clone();
-        let consolidated = rivulet_runtime::relational::changelog::consolidate(&schema, &changelog)
-            .expect("the changelog is well formed");
-        assert_eq!(
-            cells(&[consolidated]),
-            reference(&released),
-            "after releasing {released:?} batches"
-        );
+        // Every operator must emit what this prefix implies while the input is still open:
+        // wait until the consolidated output equals the reference, or fail showing both.
+        let expected = reference(&released);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let changelog = out.lock().clone();
+            let consolidated =
+                rivulet_runtime::relational::changelog::consolidate(&schema, &changelog)
+                    .expect("the changelog is well formed");
+            let got = cells(&[consolidated]);
+            if got == expected {
+                break;
+            }
+            if handle.is_finished() || std::time::Instant::now() > deadline {
+                let outcome = runtime.block_on(async {
+                    tokio::time::timeout(std::time::Duration::from_secs(5), handle.wait()).await
+                });
+                panic!(
+                    "after releasing {released:?} batches the output is\n{got:?}\nbut should be\n{expected:?}\n(job: {outcome:?})"
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
     runtime.block_on(handle.wait()).expect("the job finishes");
-    let _ = std::fs::remove_dir_all(&dir);
 }
-
-static STEPS: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `query` in batch mode at `parallelism` and returns its rows.
 pub fn run_batch(
