@@ -223,6 +223,38 @@ impl TableEnv {
         Ok(self.from_arrow_stream(arrow, schema, ChangelogMode::InsertOnly, bounded)?)
     }
 
+    /// A table over CSV files (a file, or every file of a directory) with this schema and a
+    /// header line when `header`. Bad lines follow the environment's bad-data policy: the job
+    /// fails naming the file and line, the field becomes null, or the line is skipped and
+    /// counted in [`TableEnv::bad_rows`].
+    pub fn read_csv(
+        &self,
+        path: impl Into<std::path::PathBuf>,
+        schema: SchemaRef,
+        header: bool,
+    ) -> Result<Table, PlanError> {
+        let path = path.into();
+        let paths = files_of(&path).map_err(|e| PlanError::invalid("read_csv", e))?;
+        let source = rivulet_runtime::source::CsvSource::new(paths, Arc::clone(&schema))
+            .with_header(header)
+            .with_bad_data_policy(self.config().bad_data, self.bad_rows());
+        self.from_source(Arc::new(crate::sources::CsvTable { source, schema }))
+    }
+
+    /// A table over Parquet files (a file, or every file of a directory); the schema is the
+    /// first file's.
+    pub fn read_parquet(&self, path: impl Into<std::path::PathBuf>) -> Result<Table, PlanError> {
+        let path = path.into();
+        let paths = files_of(&path).map_err(|e| PlanError::invalid("read_parquet", e))?;
+        let first = paths.first().ok_or_else(|| {
+            PlanError::invalid("read_parquet", format!("{} holds no files", path.display()))
+        })?;
+        let schema = rivulet_runtime::source::ParquetSource::schema_of(first)
+            .map_err(|e| PlanError::invalid("read_parquet", format!("{}: {e}", first.display())))?;
+        let source = rivulet_runtime::source::ParquetSource::new(paths);
+        self.from_source(Arc::new(crate::sources::ParquetTable { source, schema }))
+    }
+
     /// Registers `table` as a view under `name`; reading it later qualifies its columns by
     /// `name`.
     pub fn register(&self, name: &str, table: &Table) -> Result<(), PlanError> {
@@ -279,5 +311,25 @@ impl TableEnv {
     /// The names of the registered tables, sorted.
     pub fn table_names(&self) -> Vec<String> {
         self.inner.catalog.lock().keys().cloned().collect()
+    }
+}
+
+/// `path` itself, or the files of the directory `path`, sorted.
+fn files_of(path: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+    if path.is_dir() {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        Ok(files)
+    } else if path.is_file() {
+        Ok(vec![path.to_path_buf()])
+    } else {
+        Err(format!(
+            "{} does not exist; give a file or a directory of files",
+            path.display()
+        ))
     }
 }

@@ -119,3 +119,69 @@ impl TableSource for StreamTable {
         })
     }
 }
+
+/// CSV files, read with projection pushed into the parser.
+#[derive(Debug)]
+pub(crate) struct CsvTable {
+    pub source: rivulet_runtime::source::CsvSource,
+    pub schema: SchemaRef,
+}
+
+impl TableSource for CsvTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn bounded(&self) -> bool {
+        true
+    }
+
+    fn supports_projection(&self) -> bool {
+        true
+    }
+
+    fn create(
+        &self,
+        env: &StreamEnv,
+        projection: Option<&[usize]>,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let source = match projection {
+            Some(p) => self.source.clone().with_projection(p.iter().copied()),
+            None => self.source.clone(),
+        };
+        Ok(env.from_source(source).name("CsvSource"))
+    }
+}
+
+/// Parquet files, read with projection pushed into the reader.
+#[derive(Debug)]
+pub(crate) struct ParquetTable {
+    pub source: rivulet_runtime::source::ParquetSource,
+    pub schema: SchemaRef,
+}
+
+impl TableSource for ParquetTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn bounded(&self) -> bool {
+        true
+    }
+
+    fn supports_projection(&self) -> bool {
+        true
+    }
+
+    fn create(
+        &self,
+        env: &StreamEnv,
+        projection: Option<&[usize]>,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let source = match projection {
+            Some(p) => self.source.clone().with_projection(p.iter().copied()),
+            None => self.source.clone(),
+        };
+        Ok(env.from_source(source).name("ParquetSource"))
+    }
+}
