@@ -284,6 +284,19 @@ impl TableEnv {
         Ok(())
     }
 
+    /// A set of inserts to run as one job.
+    pub fn statement_set(&self) -> crate::StatementSet {
+        crate::StatementSet::new(self.clone())
+    }
+
+    pub(crate) fn planner_config(&self) -> rivulet_optimizer::physical::PlannerConfig {
+        rivulet_optimizer::physical::PlannerConfig {
+            batch: self.is_batch(),
+            bad_data: self.config().bad_data,
+            bad_rows: self.bad_rows(),
+        }
+    }
+
     /// Removes the table `name`; whether it existed.
     pub fn drop_table(&self, name: &str) -> bool {
         self.inner.catalog.lock().remove(name).is_some()

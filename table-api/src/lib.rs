@@ -29,18 +29,23 @@ mod dsl;
 mod env;
 mod error;
 mod sources;
+mod statement;
 mod table;
 
 pub use dsl::*;
 pub use env::{TableConfig, TableEnv};
 pub use error::TableError;
 pub use rivulet_optimizer::PlanError;
+pub use statement::{StatementSet, TableSinkTarget};
 pub use table::{GroupedTable, Table};
 
 /// The names most table programs use.
 pub mod prelude {
     pub use crate::dsl::*;
-    pub use crate::{GroupedTable, PlanError, Table, TableConfig, TableEnv, TableError};
+    pub use crate::{
+        GroupedTable, PlanError, StatementSet, Table, TableConfig, TableEnv, TableError,
+        TableSinkTarget,
+    };
     pub use rivulet_optimizer::{ChangelogMode, Expr};
     pub use rivulet_runtime::relational::BadDataPolicy;
     pub use rivulet_runtime::{ChangelogBatch, RowKind, StreamEnv};

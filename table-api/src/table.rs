@@ -404,11 +404,18 @@ impl Table {
     // ---- running ----
 
     fn planner_config(&self) -> PlannerConfig {
-        PlannerConfig {
-            batch: self.env.is_batch(),
-            bad_data: self.env.config().bad_data,
-            bad_rows: self.env.bad_rows(),
-        }
+        self.env.planner_config()
+    }
+
+    /// Writes the table into `target` and runs the job (see [`TableEnv::statement_set`] for
+    /// several inserts in one job).
+    pub fn execute_insert(
+        &self,
+        target: crate::TableSinkTarget,
+    ) -> Result<rivulet_runtime::JobResult, TableError> {
+        let mut set = self.env.statement_set();
+        set.add_insert(self, target)?;
+        set.execute("insert")
     }
 
     /// The table's rows as a stream of Arrow batches with row kinds, in this environment.

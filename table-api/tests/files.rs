@@ -101,3 +101,52 @@ fn a_parquet_table_reads_what_a_query_selects() {
     let got = rows.collect().unwrap();
     assert_eq!(got.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }
+
+#[test]
+fn inserts_share_one_job_and_file_sinks_take_only_inserts() {
+    let dir = dir("sinks");
+    std::fs::write(dir.join("in.csv"), "Oslo,3\nRome,18\nOslo,5\n").unwrap();
+    let out = dir.join("out");
+    let env = TableEnv::streaming(StreamEnv::new().with_parallelism(2));
+    let readings = env.read_csv(dir.join("in.csv"), schema(), false).unwrap();
+    let warm = readings.filter(col("temp").gt(lit(4i64))).unwrap();
+    let per_city = readings
+        .group_by([col("city")])
+        .aggregate([sum(col("temp")).alias("total")])
+        .unwrap();
+
+    // An updating table cannot go to a file sink: the error names the aggregate.
+    let mut set = env.statement_set();
+    let Err(err) = set.add_insert(&per_city, TableSinkTarget::Csv(out.clone())) else {
+        panic!("an updating table was accepted by a file sink");
+    };
+    assert!(
+        err.to_string()
+            .starts_with("the CSV file sink cannot consume updates, but Aggregate"),
+        "{err}"
+    );
+
+    let changes = rivulet_runtime::sink::TableCollectHandle::new();
+    set.add_insert(&warm, TableSinkTarget::Csv(out.clone()))
+        .unwrap();
+    set.add_insert(&per_city, TableSinkTarget::Collect(changes.clone()))
+        .unwrap();
+    set.execute("two inserts").unwrap();
+
+    let mut written = String::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            written.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    let mut lines: Vec<&str> = written.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["Oslo,5", "Rome,18"]);
+    let final_rows = rivulet_runtime::relational::changelog::consolidate(
+        &per_city.schema().to_arrow(),
+        &changes.take(),
+    )
+    .unwrap();
+    assert_eq!(final_rows.num_rows(), 2);
+}

@@ -7,7 +7,7 @@ mod table;
 pub use file::{DisplayFormat, FileSink};
 pub use table::{
     CsvFileSink, CsvFormat, ParquetFileSink, ParquetFormat, PartFormat, TableCollectHandle,
-    TableFileSink, TableSink, TableSinkError, changelog_rows, pretty_format,
+    TableCollectSink, TableFileSink, TableSink, TableSinkError, changelog_rows, pretty_format,
 };
 
 use std::fmt::Debug;
@@ -51,8 +51,15 @@ impl<T> Clone for CollectHandle<T> {
     }
 }
 
+impl<T> Default for CollectHandle<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T> CollectHandle<T> {
-    pub(crate) fn new() -> Self {
+    /// An empty handle; sinks built from it publish into it.
+    pub fn new() -> Self {
         CollectHandle {
             shared: Arc::new(Mutex::new(Collected {
                 records: Vec::new(),

@@ -287,7 +287,7 @@ impl CollectHandle<ChangelogBatch> {
 /// Per subtask: the batches pre-committed at each checkpoint not yet known to be complete,
 /// encoded as Arrow IPC. A restored subtask publishes them (their checkpoint completed); the
 /// handle publishes each (subtask, checkpoint) once, however often it is committed.
-struct TableCollectSink {
+pub struct TableCollectSink {
     handle: TableCollectHandle,
     transactional: bool,
     subtask: usize,
@@ -296,7 +296,8 @@ struct TableCollectSink {
 }
 
 impl TableCollectSink {
-    fn new(handle: TableCollectHandle) -> Self {
+    /// A sink publishing into `handle`.
+    pub fn new(handle: TableCollectHandle) -> Self {
         TableCollectSink {
             handle,
             transactional: false,
