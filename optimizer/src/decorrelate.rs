@@ -190,7 +190,9 @@ pub fn filter_with_subqueries(
                 let sub = Arc::new(builder::alias(sub, &alias));
                 let value = sub.schema().field(0);
                 let value = Expr::Column(Column::qualified(alias.clone(), value.name.clone()));
-                let nullable = sub.schema().field(0).nullable;
+                let (_, expr_nullable) =
+                    crate::expr::typing::infer(&expr, plan.schema(), operation)?;
+                let nullable = sub.schema().field(0).nullable || expr_nullable;
                 let mut conditions: Vec<Expr> =
                     pulled.into_iter().map(|p| requalify(p, &alias)).collect();
                 let equal = (*expr).clone().eq(value.clone());
