@@ -3,7 +3,6 @@
 //! aggregate, or uncorrelated) left joins with the subquery's one value per key.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::builder::{self, conjunction, split_conjunction};
 use crate::error::PlanError;
@@ -12,10 +11,17 @@ use crate::plan::{Aggregate, Filter, JoinKind, LogicalPlan, Projection, Subquery
 
 type PlanRef = Arc<LogicalPlan>;
 
-static SUBQUERY_IDS: AtomicUsize = AtomicUsize::new(0);
+/// Names the subqueries of one filter `$sq0`, `$sq1`, ...: their columns are gone again when the
+/// filter is rewritten (semi and anti joins keep the left side; scalar subqueries are projected
+/// away), so the names only need to differ within one filter, and plans stay deterministic.
+#[derive(Default)]
+struct Aliases(usize);
 
-fn fresh_alias() -> String {
-    format!("$sq{}", SUBQUERY_IDS.fetch_add(1, Ordering::Relaxed))
+impl Aliases {
+    fn fresh(&mut self) -> String {
+        self.0 += 1;
+        format!("$sq{}", self.0 - 1)
+    }
 }
 
 fn has_outer(e: &Expr) -> bool {
@@ -178,6 +184,7 @@ pub fn filter_with_subqueries(
     let mut plan = input;
     let mut residual = Vec::new();
     let mut widened = false;
+    let mut aliases = Aliases::default();
     for conjunct in split_conjunction(predicate) {
         match conjunct {
             Expr::InSubquery {
@@ -185,7 +192,7 @@ pub fn filter_with_subqueries(
                 subquery,
                 negated,
             } => {
-                let alias = fresh_alias();
+                let alias = aliases.fresh();
                 let (sub, pulled) = pull_correlated(&subquery, operation)?;
                 let sub = Arc::new(builder::alias(sub, &alias));
                 let value = sub.schema().field(0);
@@ -216,7 +223,7 @@ pub fn filter_with_subqueries(
                 )?);
             }
             Expr::Exists { subquery, negated } => {
-                let alias = fresh_alias();
+                let alias = aliases.fresh();
                 let (sub, pulled) = pull_correlated(&subquery, operation)?;
                 let sub = Arc::new(builder::alias(sub, &alias));
                 let conditions: Vec<Expr> =
@@ -239,7 +246,7 @@ pub fn filter_with_subqueries(
                 let mut joined = plan.clone();
                 let rewritten = other.transform(&mut |x| match x {
                     Expr::ScalarSubquery(sub) if error.is_none() => {
-                        match join_scalar(&joined, &sub, operation) {
+                        match join_scalar(&joined, &sub, aliases.fresh(), operation) {
                             Ok((p, value)) => {
                                 joined = p;
                                 value
@@ -293,10 +300,10 @@ fn requalify(e: Expr, alias: &str) -> Expr {
 fn join_scalar(
     plan: &PlanRef,
     sub: &PlanRef,
+    alias: String,
     operation: &str,
 ) -> Result<(PlanRef, Expr), PlanError> {
     let (decorrelated, keys) = decorrelate_scalar(sub, operation)?;
-    let alias = fresh_alias();
     let aliased = Arc::new(builder::alias(decorrelated, &alias));
     let value_field = aliased
         .schema()

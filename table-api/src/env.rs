@@ -198,7 +198,7 @@ impl TableEnv {
     ) -> Result<Table, PlanError> {
         let source = StreamTable {
             schema,
-            stream: Mutex::new(Some(stream)),
+            stream: Mutex::new(stream),
             mode,
             bounded,
             event_time: None,
@@ -238,7 +238,7 @@ impl TableEnv {
         let source = rivulet_runtime::source::CsvSource::new(paths, Arc::clone(&schema))
             .with_header(header)
             .with_bad_data_policy(self.config().bad_data, self.bad_rows());
-        self.from_source(Arc::new(crate::sources::CsvTable { source, schema }))
+        self.from_source(Arc::new(crate::sources::FileTable { source, schema }))
     }
 
     /// A table over Parquet files (a file, or every file of a directory); the schema is the
@@ -252,7 +252,7 @@ impl TableEnv {
         let schema = rivulet_runtime::source::ParquetSource::schema_of(first)
             .map_err(|e| PlanError::invalid("read_parquet", format!("{}: {e}", first.display())))?;
         let source = rivulet_runtime::source::ParquetSource::new(paths);
-        self.from_source(Arc::new(crate::sources::ParquetTable { source, schema }))
+        self.from_source(Arc::new(crate::sources::FileTable { source, schema }))
     }
 
     /// Registers `table` as a view under `name`; reading it later qualifies its columns by

@@ -7,7 +7,7 @@ use arrow::datatypes::SchemaRef;
 use parking_lot::Mutex;
 use rivulet_optimizer::source::{EventTimeSpec, Statistics, TableSource};
 use rivulet_optimizer::{ChangelogMode, PlanError};
-use rivulet_runtime::source::RecordBatchSource;
+use rivulet_runtime::source::{CsvSource, ParquetSource, RecordBatchSource, Source};
 use rivulet_runtime::{ChangelogBatch, Stream, StreamEnv};
 
 /// Rows held in memory.
@@ -69,7 +69,8 @@ impl TableSource for MemTable {
 /// A stream already in the environment (from a `DataStream` or a changelog stream).
 pub(crate) struct StreamTable {
     pub schema: SchemaRef,
-    pub stream: Mutex<Option<Stream<ChangelogBatch>>>,
+    /// Behind a lock only because a stream's pending exchange is not `Sync`.
+    pub stream: Mutex<Stream<ChangelogBatch>>,
     pub mode: ChangelogMode,
     pub bounded: bool,
     pub event_time: Option<EventTimeSpec>,
@@ -111,23 +112,45 @@ impl TableSource for StreamTable {
         _env: &StreamEnv,
         _projection: Option<&[usize]>,
     ) -> Result<Stream<ChangelogBatch>, PlanError> {
-        self.stream.lock().clone().ok_or_else(|| {
-            PlanError::invalid(
-                "from_data_stream",
-                "the stream was already consumed by an executed job; build the table again from a new stream",
-            )
-        })
+        Ok(self.stream.lock().clone())
     }
 }
 
-/// CSV files, read with projection pushed into the parser.
+/// A file source whose reader can read only some columns.
+pub(crate) trait ProjectingSource:
+    Source<Batch = ChangelogBatch> + Clone + fmt::Debug + Send + Sync + 'static
+{
+    /// The operator name in job graphs.
+    const NAME: &'static str;
+
+    /// The same source reading only the columns at `projection`.
+    fn project(self, projection: &[usize]) -> Self;
+}
+
+impl ProjectingSource for CsvSource {
+    const NAME: &'static str = "CsvSource";
+
+    fn project(self, projection: &[usize]) -> Self {
+        self.with_projection(projection.iter().copied())
+    }
+}
+
+impl ProjectingSource for ParquetSource {
+    const NAME: &'static str = "ParquetSource";
+
+    fn project(self, projection: &[usize]) -> Self {
+        self.with_projection(projection.iter().copied())
+    }
+}
+
+/// Files (CSV, Parquet) read with projection pushed into the reader.
 #[derive(Debug)]
-pub(crate) struct CsvTable {
-    pub source: rivulet_runtime::source::CsvSource,
+pub(crate) struct FileTable<S> {
+    pub source: S,
     pub schema: SchemaRef,
 }
 
-impl TableSource for CsvTable {
+impl<S: ProjectingSource> TableSource for FileTable<S> {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
@@ -146,42 +169,9 @@ impl TableSource for CsvTable {
         projection: Option<&[usize]>,
     ) -> Result<Stream<ChangelogBatch>, PlanError> {
         let source = match projection {
-            Some(p) => self.source.clone().with_projection(p.iter().copied()),
+            Some(p) => self.source.clone().project(p),
             None => self.source.clone(),
         };
-        Ok(env.from_source(source).name("CsvSource"))
-    }
-}
-
-/// Parquet files, read with projection pushed into the reader.
-#[derive(Debug)]
-pub(crate) struct ParquetTable {
-    pub source: rivulet_runtime::source::ParquetSource,
-    pub schema: SchemaRef,
-}
-
-impl TableSource for ParquetTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn bounded(&self) -> bool {
-        true
-    }
-
-    fn supports_projection(&self) -> bool {
-        true
-    }
-
-    fn create(
-        &self,
-        env: &StreamEnv,
-        projection: Option<&[usize]>,
-    ) -> Result<Stream<ChangelogBatch>, PlanError> {
-        let source = match projection {
-            Some(p) => self.source.clone().with_projection(p.iter().copied()),
-            None => self.source.clone(),
-        };
-        Ok(env.from_source(source).name("ParquetSource"))
+        Ok(env.from_source(source).name(S::NAME))
     }
 }

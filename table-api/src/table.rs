@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, SchemaRef};
-use parking_lot::Mutex;
 use rivulet_optimizer::changelog::{changelog_mode, updating_producer};
 use rivulet_optimizer::physical::{PhysicalPlanner, PlannerConfig, bounded};
 use rivulet_optimizer::plan::{JoinKind, LogicalPlan, SetOpKind};
@@ -449,18 +448,9 @@ impl Table {
             )
             .into());
         }
-        let stream = self.to_changelog_stream()?;
-        let sink = Arc::new(Mutex::new(Vec::new()));
-        let target = Arc::clone(&sink);
-        stream
-            .transform("Collect", move || CollectBatches {
-                sink: Arc::clone(&target),
-            })
-            .set_parallelism(1)
-            .for_each(|_: ()| {});
+        let changes = self.to_changelog_stream()?.collect_table();
         self.env.stream_env().execute("collect")?;
-        let batches = std::mem::take(&mut *sink.lock());
-        Ok(batches)
+        Ok(changes.take())
     }
 
     /// Runs the (bounded) query and returns its final rows: the changelog consolidated.
@@ -623,27 +613,6 @@ impl<T: Data + DeserializeOwned> Operator for ArrowToRecords<T> {
     ) -> Result<(), TaskError> {
         let rows = convert::from_record_batch::<T>(batch.data())?;
         out.collect(Records::from(rows))
-    }
-}
-
-/// Gathers every batch it is given.
-struct CollectBatches {
-    sink: Arc<Mutex<Vec<ChangelogBatch>>>,
-}
-
-impl Operator for CollectBatches {
-    type In = ChangelogBatch;
-    type Out = Records<()>;
-
-    fn process_batch(
-        &mut self,
-        batch: ChangelogBatch,
-        _out: &mut dyn Output<Records<()>>,
-    ) -> Result<(), TaskError> {
-        if batch.num_rows() > 0 {
-            self.sink.lock().push(batch);
-        }
-        Ok(())
     }
 }
 

@@ -152,3 +152,31 @@ proptest! {
         prop_assert_eq!(keys(&above), sorted(expected));
     }
 }
+
+#[test]
+fn a_decorrelated_plan_is_the_same_every_time() {
+    let explain = || {
+        let env = TableEnv::batch(StreamEnv::new().with_parallelism(1));
+        let o = env
+            .from_records(vec![Order {
+                o_key: 1,
+                o_cust: Some(2),
+            }])
+            .unwrap();
+        let l = env
+            .from_records(vec![Item {
+                l_order: 1,
+                l_part: 2,
+                l_qty: 3,
+                l_late: true,
+            }])
+            .unwrap();
+        let late = l.filter(col("l_order").eq(outer_col("o_key"))).unwrap();
+        o.filter(exists(&late).and(not_exists(&late)))
+            .unwrap()
+            .explain()
+    };
+    let first = explain();
+    assert!(first.contains("$sq0") && first.contains("$sq1"), "{first}");
+    assert_eq!(first, explain());
+}

@@ -166,14 +166,12 @@ impl<'a> PhysicalPlanner<'a> {
             }
             LogicalPlan::SubqueryAlias(a) => self.lower(&a.input),
             LogicalPlan::Union(u) => {
-                let target = u.schema.to_arrow();
                 let mut streams = Vec::new();
                 for input in &u.inputs {
                     let stream = self.lower(input)?;
                     streams.push(self.conform(stream, input.schema(), &u.schema)?);
                 }
                 let first = streams.remove(0);
-                let _ = target;
                 Ok(first.union(streams))
             }
             LogicalPlan::Sort(s) => self.sort(&s.input, &s.order, 0, s.fetch),

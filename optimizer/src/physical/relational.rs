@@ -357,23 +357,22 @@ impl PhysicalPlanner<'_> {
             .map_err(|e| PlanError::invalid("set operation", e.to_string()))?;
         let width = schema.fields().len();
         let uid = self.uid("setop");
-        let name = op.kind_name();
+        let name = match (op.kind, op.all) {
+            (SetOpKind::Intersect, false) => "Intersect",
+            (SetOpKind::Intersect, true) => "IntersectAll",
+            (SetOpKind::Except, false) => "Except",
+            (SetOpKind::Except, true) => "ExceptAll",
+        };
         Ok(left
             .partition_by_key(ArrowKeySelector::new(0..width))
             .transform_two_input(
                 &right.partition_by_key(ArrowKeySelector::new(0..width)),
-                &name,
+                name,
                 move || {
                     SetOpOperator::new(kind, all, Arc::clone(&schema), mode)
                         .expect("the operator was validated when planned")
                 },
             )
             .uid(&uid))
-    }
-}
-
-impl SetOperation {
-    fn kind_name(&self) -> String {
-        LogicalPlan::SetOperation(self.clone()).name()
     }
 }

@@ -4,9 +4,8 @@
 //! row), so an updating but bounded input sorts its final rows.
 
 use std::fmt;
-use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
 
@@ -165,20 +164,4 @@ impl Operator for StreamingLimitOperator {
         }
         Ok(())
     }
-}
-
-/// Sort columns of `batch` by `keys`, for tests and small utilities.
-pub fn sort_batch(
-    batch: &RecordBatch,
-    columns: &[(ArrayRef, SortOptions)],
-) -> Result<RecordBatch, TaskError> {
-    let sort: Vec<SortColumn> = columns
-        .iter()
-        .map(|(values, options)| SortColumn {
-            values: Arc::clone(values),
-            options: Some(*options),
-        })
-        .collect();
-    let indices = lexsort_to_indices(&sort, None)?;
-    Ok(take_record_batch(batch, &indices)?)
 }

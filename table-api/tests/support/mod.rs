@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::array_value_to_string;
-use parking_lot::Mutex;
 use proptest::prelude::*;
 use rivulet_runtime::source::{Source, SourcePoll, SourceReader, VecSplit};
-use rivulet_runtime::{BoxError, ChangelogBatch, Operator, Output, Records, Stream, TaskError};
+use rivulet_runtime::{BoxError, ChangelogBatch, Stream};
 use rivulet_table::prelude::*;
 
 /// One input row: a small key, a value and a short string, each possibly null.
@@ -174,23 +173,6 @@ impl SourceReader for SteppedReader {
     }
 }
 
-/// Gathers a changelog stream's batches.
-struct Gather(Arc<Mutex<Vec<ChangelogBatch>>>);
-
-impl Operator for Gather {
-    type In = ChangelogBatch;
-    type Out = Records<()>;
-
-    fn process_batch(
-        &mut self,
-        batch: ChangelogBatch,
-        _out: &mut dyn Output<Records<()>>,
-    ) -> Result<(), TaskError> {
-        self.0.lock().push(batch);
-        Ok(())
-    }
-}
-
 /// An input table of the stepped harness: its schema and its batches.
 pub struct Input {
     pub schema: SchemaRef,
@@ -238,14 +220,10 @@ pub fn check_streaming(
     }
     let result = query(&env, tables);
     let schema = result.schema().to_arrow();
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&out);
-    result
+    let out = result
         .to_changelog_stream()
         .expect("the query lowers")
-        .transform("Gather", move || Gather(Arc::clone(&sink)))
-        .set_parallelism(1)
-        .for_each(|_: ()| {});
+        .collect_table();
     let handle = env
         .stream_env()
         .execute_async("stepped")
@@ -256,6 +234,7 @@ pub fn check_streaming(
         .expect("a runtime");
     let total: usize = inputs.iter().map(|i| i.batches.len()).sum();
     let mut released = vec![0usize; inputs.len()];
+    let mut collected: Vec<ChangelogBatch> = Vec::new();
     let mut step = 0;
     while released.iter().sum::<usize>() < total {
         let i = step % inputs.len();
@@ -270,7 +249,9 @@ pub fn check_streaming(
         let expected = reference(&released);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let changelog = out.lock().clone();
+            let changelog = out.take();
+            collected.extend(changelog);
+            let changelog = collected.clone();
             let consolidated =
                 rivulet_runtime::relational::changelog::consolidate(&schema, &changelog)
                     .expect("the changelog is well formed");
