@@ -61,6 +61,8 @@ pub struct OperatorStats {
     pub records_in: u64,
     /// Records the operator emitted.
     pub records_out: u64,
+    /// Records the operator dropped because they arrived behind the watermark.
+    pub late_records_dropped: u64,
 }
 
 /// What a finished job reports.
@@ -154,6 +156,7 @@ pub(crate) fn snapshot_metrics(
             parallelism: *parallelism,
             records_in: m.records_in.load(Ordering::Relaxed),
             records_out: m.records_out.load(Ordering::Relaxed),
+            late_records_dropped: m.late_records.load(Ordering::Relaxed),
         })
         .collect()
 }
@@ -311,6 +314,7 @@ pub(crate) fn launch(
             max_parallelism: config.max_parallelism,
             clock: Arc::clone(&config.clock),
             checkpointing: config.checkpoint.is_some(),
+            late_records: Arc::clone(&metrics[node].late_records),
         },
         batch_size: config.batch_size,
     };

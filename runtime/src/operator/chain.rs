@@ -17,6 +17,7 @@ use crate::message::Barrier;
 pub(crate) struct OperatorMetrics {
     pub(crate) records_in: AtomicU64,
     pub(crate) records_out: AtomicU64,
+    pub(crate) late_records: Arc<AtomicU64>,
 }
 
 /// Attributes an error or a panic raised while running `ctx`'s operator to it.

@@ -84,6 +84,7 @@ pub struct OperatorContext {
     pub(crate) max_parallelism: u16,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) checkpointing: bool,
+    pub(crate) late_records: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl OperatorContext {
@@ -101,7 +102,23 @@ impl OperatorContext {
             max_parallelism,
             clock: Arc::new(SystemClock),
             checkpointing: false,
+            late_records: Arc::default(),
         }
+    }
+
+    /// Counts `n` records dropped because they arrived behind the watermark. The job reports
+    /// the sum over the operator's subtasks as [`OperatorStats::late_records_dropped`].
+    ///
+    /// [`OperatorStats::late_records_dropped`]: crate::OperatorStats::late_records_dropped
+    pub fn count_late_records(&self, n: u64) {
+        self.late_records
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Late records this operator dropped so far, over all subtasks sharing this context's
+    /// counter.
+    pub fn late_records_dropped(&self) -> u64 {
+        self.late_records.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the job takes checkpoints; exactly-once sinks then publish on checkpoint
