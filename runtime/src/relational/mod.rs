@@ -10,6 +10,8 @@
 //! - [`function`]: the user-function traits: scalar ([`ScalarUdf`]), table ([`TableUdf`]) and
 //!   aggregate ([`AggregateUdf`] with its row-wise [`Accumulator`]).
 //! - [`calc`], [`sort`], [`correlate`]: the stateless and bounded relational operators.
+//! - [`normalize`]: [`ChangelogNormalizeOperator`], upsert changelogs into retractions.
+//! - [`rowtime`]: [`RowtimeWatermarkOperator`], watermarks of a table's event-time column.
 
 pub mod aggregate;
 pub mod calc;
@@ -18,6 +20,8 @@ pub mod correlate;
 pub mod expr;
 pub mod function;
 pub mod join;
+pub mod normalize;
+pub mod rowtime;
 pub mod scalar;
 pub mod set_op;
 pub mod sort;
@@ -31,5 +35,7 @@ pub use expr::{
 };
 pub use function::{Accumulator, AggregateUdf, ScalarUdf, TableUdf};
 pub use join::{JoinError, JoinMode, JoinOperator, JoinSpec, JoinType};
+pub use normalize::ChangelogNormalizeOperator;
+pub use rowtime::{RowtimeError, RowtimeWatermarkOperator};
 pub use scalar::ScalarValue;
 pub use set_op::{SetOpOperator, SetOpType};
