@@ -47,7 +47,11 @@ pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
             .all(|i| changelog_mode(i, batch).is_insert_only())
     };
     let own = match plan {
-        LogicalPlan::Scan(s) => s.source.changelog_mode(),
+        // An upsert source is normalised into retractions right where it is read.
+        LogicalPlan::Scan(s) => match s.source.changelog_mode() {
+            ChangelogMode::Upsert { .. } => ChangelogMode::Retract,
+            mode => mode,
+        },
         LogicalPlan::Values(_) | LogicalPlan::Sort(_) => ChangelogMode::InsertOnly,
         // A limit over an insert-only input passes rows through; over updates it consolidates
         // at the end (bounded input only).

@@ -4,6 +4,8 @@
 //! - [`expr`]: the logical [`Expr`]ession tree, type inference and the built-in functions.
 //! - [`plan`]: [`LogicalPlan`], the relational operators, each with its output schema.
 //! - [`error`]: [`PlanError`], typed build-time errors that name the operation.
+//! - [`changelog`] and [`keys`]: which row kinds a node emits and which columns identify its
+//!   rows (upsert keys).
 //!
 //! Lowering a plan into runtime operators is a separate step (`physical`), so the optimizer can
 //! run between building and lowering.
@@ -14,6 +16,7 @@ pub mod changelog;
 mod decorrelate;
 pub mod error;
 pub mod expr;
+pub mod keys;
 pub mod physical;
 pub mod plan;
 pub mod schema;

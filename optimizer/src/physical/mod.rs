@@ -13,20 +13,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use rivulet_runtime::exchange::ArrowKeySelector;
 use rivulet_runtime::relational::calc::ExprCalcOperator;
 use rivulet_runtime::relational::correlate::CorrelateOperator;
 use rivulet_runtime::relational::expr::ColumnExpr;
 use rivulet_runtime::relational::sort::{SortKey, SortLimitOperator, StreamingLimitOperator};
-use rivulet_runtime::relational::{BadDataPolicy, BadRows, EvalContext, PhysicalExprRef};
+use rivulet_runtime::relational::{
+    BadDataPolicy, BadRows, ChangelogNormalizeOperator, EvalContext, PhysicalExprRef,
+    RowtimeWatermarkOperator,
+};
 use rivulet_runtime::source::RecordBatchSource;
 use rivulet_runtime::{ChangelogBatch, Stream, StreamEnv};
 
 pub use expr::create_physical_expr;
 
-use crate::changelog::changelog_mode;
+use crate::changelog::{ChangelogMode, changelog_mode};
 use crate::error::PlanError;
 use crate::expr::{Expr, SortExpr};
-use crate::plan::{JoinKind, LogicalPlan};
+use crate::plan::{JoinKind, LogicalPlan, Scan};
 use crate::schema::PlanSchema;
 
 /// How plans are lowered.
@@ -89,31 +93,7 @@ impl<'a> PhysicalPlanner<'a> {
 
     fn lower_node(&mut self, plan: &PlanRef) -> Result<Stream<ChangelogBatch>, PlanError> {
         match plan.as_ref() {
-            LogicalPlan::Scan(scan) => {
-                let projection = scan.projection.as_deref();
-                if scan.source.supports_projection() || projection.is_none() {
-                    let stream = scan.source.create(self.env, projection)?;
-                    let uid = self.uid("scan");
-                    Ok(stream.uid(&uid))
-                } else {
-                    let full = scan.source.create(self.env, None)?;
-                    let projection = projection.unwrap_or_default();
-                    let source_schema = scan.source.schema();
-                    let exprs: Vec<PhysicalExprRef> = projection
-                        .iter()
-                        .map(|&i| {
-                            let f = source_schema.field(i);
-                            Arc::new(ColumnExpr::new(
-                                f.name().clone(),
-                                i,
-                                f.data_type().clone(),
-                                f.is_nullable(),
-                            )) as PhysicalExprRef
-                        })
-                        .collect();
-                    Ok(self.calc(&full, None, Some(exprs), scan.schema.to_arrow(), "Project"))
-                }
-            }
+            LogicalPlan::Scan(scan) => self.lower_scan(scan),
             LogicalPlan::Values(values) => {
                 let schema = values.schema.to_arrow();
                 let batches = values
@@ -223,6 +203,75 @@ impl<'a> PhysicalPlanner<'a> {
             LogicalPlan::Join(j) => self.lower_join(j),
             LogicalPlan::SetOperation(s) => self.lower_set_operation(s),
         }
+    }
+
+    /// A source, with its event-time watermarks, its upserts normalised into retractions and
+    /// its projection applied.
+    fn lower_scan(&mut self, scan: &Scan) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let source_schema = scan.source.schema();
+        let projection = scan.projection.as_deref();
+        let event_time = scan.source.event_time();
+        let upsert_key = match scan.source.changelog_mode() {
+            ChangelogMode::Upsert { key } => Some(key),
+            _ => None,
+        };
+        if event_time.is_none()
+            && upsert_key.is_none()
+            && (scan.source.supports_projection() || projection.is_none())
+        {
+            let stream = scan.source.create(self.env, projection)?;
+            let uid = self.uid("scan");
+            return Ok(stream.uid(&uid));
+        }
+        let uid = self.uid("scan");
+        let mut stream = scan.source.create(self.env, None)?.uid(&uid);
+        if let Some(spec) = event_time {
+            let schema = Arc::clone(&source_schema);
+            RowtimeWatermarkOperator::new(&schema, spec.column, spec.out_of_orderness_ms)
+                .map_err(|e| PlanError::invalid("event time", e.to_string()))?;
+            let uid = self.uid("watermarks");
+            stream = stream
+                .transform("WatermarkAssigner", move || {
+                    RowtimeWatermarkOperator::new(&schema, spec.column, spec.out_of_orderness_ms)
+                        .expect("the event-time column was validated when planned")
+                })
+                .uid(&uid);
+        }
+        if let Some(key) = upsert_key {
+            let schema = Arc::clone(&source_schema);
+            ChangelogNormalizeOperator::new(Arc::clone(&schema), key.clone())
+                .map_err(|e| PlanError::invalid("upsert source", e.to_string()))?;
+            let uid = self.uid("normalize");
+            stream = stream
+                .partition_by_key(ArrowKeySelector::new(key.clone()))
+                .transform("ChangelogNormalize", move || {
+                    ChangelogNormalizeOperator::new(Arc::clone(&schema), key.clone())
+                        .expect("the upsert key was validated when planned")
+                })
+                .uid(&uid);
+        }
+        let Some(projection) = projection else {
+            return Ok(stream);
+        };
+        let exprs: Vec<PhysicalExprRef> = projection
+            .iter()
+            .map(|&i| {
+                let f = source_schema.field(i);
+                Arc::new(ColumnExpr::new(
+                    f.name().clone(),
+                    i,
+                    f.data_type().clone(),
+                    f.is_nullable(),
+                )) as PhysicalExprRef
+            })
+            .collect();
+        Ok(self.calc(
+            &stream,
+            None,
+            Some(exprs),
+            scan.schema.to_arrow(),
+            "Project",
+        ))
     }
 
     fn calc(

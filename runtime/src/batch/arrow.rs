@@ -13,7 +13,9 @@ use super::{Batch, BatchBuffer};
 use crate::error::BoxError;
 
 /// What a row of a changelog means, as Flink's `RowKind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[repr(i8)]
 pub enum RowKind {
     /// `+I`: a new row.

@@ -3,12 +3,14 @@
 
 mod file;
 mod table;
+mod upsert;
 
 pub use file::{DisplayFormat, FileSink};
 pub use table::{
     CsvFileSink, CsvFormat, ParquetFileSink, ParquetFormat, PartFormat, TableCollectHandle,
     TableCollectSink, TableFileSink, TableSink, TableSinkError, changelog_rows, pretty_format,
 };
+pub use upsert::UpsertCollectHandle;
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
