@@ -93,6 +93,22 @@ pub enum PlanError {
         /// What to do instead.
         hint: String,
     },
+    /// An updating table written to an upsert sink whose key does not identify its rows.
+    #[error(
+        "{sink} upserts on ({}), but the updating result of {producer} has no unique key within those columns (its keys: {}); key the sink on one of its keys, or group the query by the sink's key",
+        key.join(", "),
+        if upsert_keys.is_empty() { "none known".to_owned() } else { upsert_keys.iter().map(|k| format!("({})", k.join(", "))).collect::<Vec<_>>().join(", ") }
+    )]
+    SinkKeyMismatch {
+        /// The sink.
+        sink: String,
+        /// The sink's key columns.
+        key: Vec<String>,
+        /// The unique keys known for the result, as column names.
+        upsert_keys: Vec<Vec<String>>,
+        /// The plan node that produces the updates.
+        producer: String,
+    },
     /// A table name the catalog does not have.
     #[error("unknown table {name:?}{}; the catalog has {available:?}", suggestion.as_ref().map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default())]
     UnknownTable {

@@ -12,7 +12,7 @@ use rivulet_optimizer::plan::LogicalPlan;
 use rivulet_optimizer::source::{TableSource, TableSourceRef};
 use rivulet_optimizer::{ChangelogMode, PlanError, builder};
 use rivulet_runtime::relational::{BadDataPolicy, BadRows};
-use rivulet_runtime::{ChangelogBatch, Data, DataStream, Stream, StreamEnv};
+use rivulet_runtime::{ChangelogBatch, Data, DataStream, RowKind, Stream, StreamEnv};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -223,6 +223,59 @@ impl TableEnv {
         Ok(self.from_arrow_stream(arrow, schema, ChangelogMode::InsertOnly, bounded)?)
     }
 
+    /// A table over a typed changelog stream of this environment: rows of `T` with their row
+    /// kinds, in retract form (`+I`, `-U`, `+U`, `-D`) or in upsert form on a key (`+I`/`+U`
+    /// replace the key's row, `-D` deletes it; the stream is normalised into retractions, and
+    /// the key becomes the table's primary key). Whether it ends is taken from `bounded`.
+    ///
+    /// # Errors
+    /// When `T`'s fields cannot be mapped to Arrow types, or a key column is unknown.
+    pub fn from_changelog_stream<T: Data + DeserializeOwned>(
+        &self,
+        stream: &DataStream<(RowKind, T)>,
+        format: ChangelogFormat,
+        bounded: bool,
+    ) -> Result<Table, TableError> {
+        let fields = convert::fields_of::<T>().map_err(|e| TableError::Convert(e.to_string()))?;
+        let schema = Arc::new(Schema::new(fields.clone()));
+        let (mode, primary_key) = match format {
+            ChangelogFormat::Retract => (ChangelogMode::Retract, None),
+            ChangelogFormat::Upsert { key } => {
+                let plan_schema = rivulet_optimizer::PlanSchema::from_arrow(&schema, None);
+                let key = key
+                    .iter()
+                    .map(|n| {
+                        plan_schema.index_of(
+                            &rivulet_optimizer::Column::new(n.as_str()),
+                            "from_changelog_stream",
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if key.is_empty() {
+                    return Err(PlanError::invalid(
+                        "from_changelog_stream",
+                        "an upsert changelog needs a key of at least one column",
+                    )
+                    .into());
+                }
+                (ChangelogMode::Upsert { key: key.clone() }, Some(key))
+            }
+        };
+        let out_schema = Arc::clone(&schema);
+        let arrow = stream.transform("ToTable", move || {
+            crate::table::ChangesToArrow::<T>::new(fields.clone(), Arc::clone(&out_schema))
+        });
+        let source = StreamTable {
+            schema,
+            stream: Mutex::new(arrow),
+            mode,
+            bounded,
+            event_time: None,
+            primary_key,
+        };
+        Ok(self.from_source(Arc::new(source))?)
+    }
+
     /// A table over CSV files (a file, or every file of a directory) with this schema and a
     /// header line when `header`. Bad lines follow the environment's bad-data policy: the job
     /// fails naming the file and line, the field becomes null, or the line is skipped and
@@ -344,5 +397,27 @@ fn files_of(path: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
             "{} does not exist; give a file or a directory of files",
             path.display()
         ))
+    }
+}
+
+/// How the rows of a changelog stream given to [`TableEnv::from_changelog_stream`] encode
+/// updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangelogFormat {
+    /// Updates are retraction pairs (`-U old`, `+U new`) and deletes carry the whole row.
+    Retract,
+    /// Each row is the current version of its key (`+I`/`+U`), or its deletion (`-D`).
+    Upsert {
+        /// The key columns' names.
+        key: Vec<String>,
+    },
+}
+
+impl ChangelogFormat {
+    /// Upserts on the columns `key`.
+    pub fn upsert<'a>(key: impl IntoIterator<Item = &'a str>) -> Self {
+        ChangelogFormat::Upsert {
+            key: key.into_iter().map(str::to_owned).collect(),
+        }
     }
 }

@@ -33,7 +33,7 @@ mod statement;
 mod table;
 
 pub use dsl::*;
-pub use env::{TableConfig, TableEnv};
+pub use env::{ChangelogFormat, TableConfig, TableEnv};
 pub use error::TableError;
 pub use rivulet_optimizer::PlanError;
 pub use statement::{StatementSet, TableSinkTarget};
@@ -43,8 +43,8 @@ pub use table::{GroupedTable, Table};
 pub mod prelude {
     pub use crate::dsl::*;
     pub use crate::{
-        GroupedTable, PlanError, StatementSet, Table, TableConfig, TableEnv, TableError,
-        TableSinkTarget,
+        ChangelogFormat, GroupedTable, PlanError, StatementSet, Table, TableConfig, TableEnv,
+        TableError, TableSinkTarget,
     };
     pub use rivulet_optimizer::{ChangelogMode, Expr};
     pub use rivulet_runtime::relational::BadDataPolicy;

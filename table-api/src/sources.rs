@@ -3,12 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parking_lot::Mutex;
 use rivulet_optimizer::source::{EventTimeSpec, Statistics, TableSource};
 use rivulet_optimizer::{ChangelogMode, PlanError};
 use rivulet_runtime::source::{CsvSource, ParquetSource, RecordBatchSource, Source};
-use rivulet_runtime::{ChangelogBatch, Stream, StreamEnv};
+use rivulet_runtime::{ChangelogBatch, Operator, Output, Stream, StreamEnv, TaskError};
 
 /// Rows held in memory.
 pub(crate) struct MemTable {
@@ -173,5 +174,109 @@ impl<S: ProjectingSource> TableSource for FileTable<S> {
             None => self.source.clone(),
         };
         Ok(env.from_source(source).name(S::NAME))
+    }
+}
+
+/// A source with a primary key or an event-time column declared on it by the Table API.
+#[derive(Debug)]
+pub(crate) struct Declared {
+    pub inner: Arc<dyn TableSource>,
+    pub primary_key: Option<Vec<usize>>,
+    pub event_time: Option<EventTimeSpec>,
+    /// A `BIGINT` column of epoch milliseconds read as `TIMESTAMP(3)` (the event-time column of
+    /// typed records with an `i64` time field).
+    pub retimed: Option<usize>,
+}
+
+impl Declared {
+    /// `source` as it is, ready for declarations.
+    pub fn of(source: &Arc<dyn TableSource>) -> Self {
+        Declared {
+            inner: Arc::clone(source),
+            primary_key: source.primary_key(),
+            event_time: source.event_time(),
+            retimed: None,
+        }
+    }
+}
+
+const MILLIS: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
+
+impl TableSource for Declared {
+    fn schema(&self) -> SchemaRef {
+        let schema = self.inner.schema();
+        match self.retimed {
+            None => schema,
+            Some(column) => {
+                let mut fields: Vec<Field> =
+                    schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields[column] = fields[column].clone().with_data_type(MILLIS);
+                Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+            }
+        }
+    }
+
+    fn bounded(&self) -> bool {
+        self.inner.bounded()
+    }
+
+    fn changelog_mode(&self) -> ChangelogMode {
+        self.inner.changelog_mode()
+    }
+
+    fn primary_key(&self) -> Option<Vec<usize>> {
+        self.primary_key.clone()
+    }
+
+    fn event_time(&self) -> Option<EventTimeSpec> {
+        self.event_time.clone()
+    }
+
+    fn statistics(&self) -> Statistics {
+        self.inner.statistics()
+    }
+
+    fn supports_projection(&self) -> bool {
+        self.retimed.is_none() && self.inner.supports_projection()
+    }
+
+    fn create(
+        &self,
+        env: &StreamEnv,
+        projection: Option<&[usize]>,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let stream = self.inner.create(env, projection)?;
+        let Some(column) = self.retimed else {
+            return Ok(stream);
+        };
+        let schema = self.schema();
+        Ok(
+            stream.same_parallelism(stream.transform("ReadTimestamps", move || Retime {
+                column,
+                schema: Arc::clone(&schema),
+            })),
+        )
+    }
+}
+
+/// Reads a `BIGINT` column of epoch milliseconds as `TIMESTAMP(3)`.
+struct Retime {
+    column: usize,
+    schema: SchemaRef,
+}
+
+impl Operator for Retime {
+    type In = ChangelogBatch;
+    type Out = ChangelogBatch;
+
+    fn process_batch(
+        &mut self,
+        batch: ChangelogBatch,
+        out: &mut dyn Output<ChangelogBatch>,
+    ) -> Result<(), TaskError> {
+        let mut columns = batch.data().columns().to_vec();
+        columns[self.column] = arrow::compute::cast(&columns[self.column], &MILLIS)?;
+        let data = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        out.collect(batch.with_data(data)?)
     }
 }

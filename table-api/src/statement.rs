@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
-use rivulet_optimizer::PlanError;
 use rivulet_optimizer::changelog::updating_producer;
+use rivulet_optimizer::keys::{has_key_within, unique_keys};
 use rivulet_optimizer::physical::PhysicalPlanner;
+use rivulet_optimizer::{Column, PlanError, PlanSchema};
 use rivulet_runtime::sink::{
     CsvFileSink, CsvFormat, ParquetFileSink, TableCollectHandle, TableCollectSink,
+    UpsertCollectHandle,
 };
 use rivulet_runtime::{ChangelogBatch, JobResult, Stream};
 
@@ -25,13 +27,24 @@ pub enum TableSinkTarget {
     PrintChangelog,
     /// Every change gathered in a handle (any table).
     Collect(TableCollectHandle),
+    /// The rows applied to a keyed table in a handle: `+I`/`+U` upsert on `key`, `-U`/`-D`
+    /// delete. Takes insert-only tables, and updating ones that have a unique key within `key`
+    /// (a group-by on those columns, a declared primary key, ...).
+    Upsert {
+        /// The key columns' names.
+        key: Vec<String>,
+        /// Where the current rows are read.
+        handle: UpsertCollectHandle,
+    },
 }
 
 impl TableSinkTarget {
     fn accepts_updates(&self) -> bool {
         matches!(
             self,
-            TableSinkTarget::PrintChangelog | TableSinkTarget::Collect(_)
+            TableSinkTarget::PrintChangelog
+                | TableSinkTarget::Collect(_)
+                | TableSinkTarget::Upsert { .. }
         )
     }
 
@@ -41,10 +54,22 @@ impl TableSinkTarget {
             TableSinkTarget::Parquet(_) => "the Parquet file sink",
             TableSinkTarget::PrintChangelog => "the print sink",
             TableSinkTarget::Collect(_) => "the collect sink",
+            TableSinkTarget::Upsert { .. } => "the upsert sink",
         }
     }
 
-    fn attach(&self, stream: &Stream<ChangelogBatch>) {
+    /// Upserts on `key` into `handle`.
+    pub fn upsert<'a>(
+        key: impl IntoIterator<Item = &'a str>,
+        handle: &UpsertCollectHandle,
+    ) -> Self {
+        TableSinkTarget::Upsert {
+            key: key.into_iter().map(str::to_owned).collect(),
+            handle: handle.clone(),
+        }
+    }
+
+    fn attach(&self, stream: &Stream<ChangelogBatch>, schema: &PlanSchema) {
         match self {
             TableSinkTarget::Csv(dir) => {
                 stream.sink_table(CsvFileSink::csv(dir.clone(), CsvFormat::default()));
@@ -57,6 +82,10 @@ impl TableSinkTarget {
             }
             TableSinkTarget::Collect(handle) => {
                 stream.sink_table(TableCollectSink::new(handle.clone()));
+            }
+            TableSinkTarget::Upsert { key, handle } => {
+                let key = key_positions(schema, key).expect("the key was checked when added");
+                stream.upsert_collect(key, handle);
             }
         }
     }
@@ -89,8 +118,26 @@ impl StatementSet {
                 "the table belongs to another table environment",
             ));
         }
+        let updating = updating_producer(table.plan(), self.env.is_batch());
+        if let (TableSinkTarget::Upsert { key, .. }, Some(producer)) = (&target, &updating) {
+            let positions = key_positions(table.schema(), key)?;
+            if !has_key_within(table.plan(), &positions) {
+                let names = table.schema().names();
+                return Err(PlanError::SinkKeyMismatch {
+                    sink: target.name().to_owned(),
+                    key: key.clone(),
+                    upsert_keys: unique_keys(table.plan())
+                        .iter()
+                        .map(|k| k.iter().map(|&c| names[c].clone()).collect())
+                        .collect(),
+                    producer: producer.clone(),
+                });
+            }
+        } else if let TableSinkTarget::Upsert { key, .. } = &target {
+            key_positions(table.schema(), key)?;
+        }
         if !target.accepts_updates()
-            && let Some(producer) = updating_producer(table.plan(), self.env.is_batch())
+            && let Some(producer) = updating
         {
             return Err(PlanError::UpdatingInput {
                 consumer: target.name().to_owned(),
@@ -108,8 +155,21 @@ impl StatementSet {
         let mut planner = PhysicalPlanner::new(self.env.stream_env(), self.env.planner_config());
         for (table, target) in &self.inserts {
             let stream = planner.lower(table.plan())?;
-            target.attach(&stream);
+            target.attach(&stream, table.schema());
         }
         Ok(self.env.stream_env().execute(name)?)
     }
+}
+
+/// The positions of the sink key columns `key` in `schema`.
+fn key_positions(schema: &PlanSchema, key: &[String]) -> Result<Vec<usize>, PlanError> {
+    if key.is_empty() {
+        return Err(PlanError::invalid(
+            "add_insert",
+            "an upsert sink needs a key of at least one column",
+        ));
+    }
+    key.iter()
+        .map(|n| schema.index_of(&Column::new(n.as_str()), "add_insert"))
+        .collect()
 }

@@ -8,18 +8,19 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, SchemaRef};
 use rivulet_optimizer::changelog::{changelog_mode, updating_producer};
 use rivulet_optimizer::physical::{PhysicalPlanner, PlannerConfig, bounded};
-use rivulet_optimizer::plan::{JoinKind, LogicalPlan, SetOpKind};
+use rivulet_optimizer::plan::{JoinKind, LogicalPlan, Scan, SetOpKind};
 use rivulet_optimizer::source::TableUdfRef;
 use rivulet_optimizer::{ChangelogMode, Column, Expr, PlanError, PlanSchema, SortExpr, builder};
 use rivulet_runtime::relational::changelog::consolidate;
 use rivulet_runtime::{
-    ChangelogBatch, Data, DataStream, Operator, Output, Records, Stream, TaskError,
+    ChangelogBatch, Data, DataStream, Operator, Output, Records, RowKind, Stream, TaskError,
 };
 use serde::de::DeserializeOwned;
 
 use crate::convert;
 use crate::env::TableEnv;
 use crate::error::TableError;
+use crate::sources::Declared;
 
 /// A relational pipeline: an immutable logical plan in a [`TableEnv`]. Cheap to clone.
 ///
@@ -41,6 +42,13 @@ impl fmt::Debug for Table {
 
 fn exprs(items: impl IntoIterator<Item = impl Into<Expr>>) -> Vec<Expr> {
     items.into_iter().map(Into::into).collect()
+}
+
+fn not_a_source(operation: &str) -> PlanError {
+    PlanError::invalid(
+        operation,
+        "declare it on a table read straight from a source (from_records, from_data_stream, from_changelog_stream, read_csv, read_parquet, a registered source), before any other operation",
+    )
 }
 
 fn column_of(schema: &PlanSchema, index: usize) -> Expr {
@@ -78,6 +86,98 @@ impl Table {
     /// The row kinds the table's changelog may contain.
     pub fn changelog_mode(&self) -> ChangelogMode {
         changelog_mode(&self.plan, self.env.is_batch())
+    }
+
+    /// Declares the primary key of a table read straight from a source: the columns whose
+    /// values identify a row (not enforced, as in Flink). Keys let an updating query write into
+    /// an upsert sink keyed on them, and a changelog source in upsert form is keyed by them.
+    ///
+    /// # Errors
+    /// An unknown column (with the closest name), or a table that is not a source's.
+    pub fn with_primary_key<'a>(
+        &self,
+        columns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Table, PlanError> {
+        let names: Vec<&str> = columns.into_iter().collect();
+        self.redeclare("with_primary_key", |declared, schema| {
+            let key = names
+                .iter()
+                .map(|n| schema.index_of(&Column::new(*n), "with_primary_key"))
+                .collect::<Result<Vec<_>, _>>()?;
+            if key.is_empty() {
+                return Err(PlanError::invalid(
+                    "with_primary_key",
+                    "a primary key needs at least one column",
+                ));
+            }
+            declared.primary_key = Some(key);
+            Ok(())
+        })
+    }
+
+    /// Declares `column` the event-time attribute of a table read straight from a source, with
+    /// watermarks trailing the largest time seen by `out_of_orderness` (as
+    /// `WATERMARK FOR column AS column - INTERVAL ..`). Rows up to that far behind are on time
+    /// for the event-time operators downstream; the end of a bounded input closes every window.
+    /// A `BIGINT` column of epoch milliseconds (an `i64` field of typed records) is read as
+    /// `TIMESTAMP(3)` from then on.
+    ///
+    /// # Errors
+    /// An unknown column (with the closest name), a column of another type, or a table that is
+    /// not a source's.
+    pub fn with_watermark(
+        &self,
+        column: &str,
+        out_of_orderness: std::time::Duration,
+    ) -> Result<Table, PlanError> {
+        self.redeclare("with_watermark", |declared, schema| {
+            let index = schema.index_of(&Column::new(column), "with_watermark")?;
+            let field = schema.field(index);
+            match field.data_type {
+                arrow::datatypes::DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Millisecond,
+                    _,
+                ) => {}
+                arrow::datatypes::DataType::Int64 => declared.retimed = Some(index),
+                _ => {
+                    return Err(PlanError::WrongType {
+                        operation: "with_watermark".into(),
+                        expr: column.to_owned(),
+                        expected: "TIMESTAMP(3), or BIGINT epoch milliseconds".into(),
+                        found: field.data_type.clone(),
+                    });
+                }
+            }
+            declared.event_time = Some(rivulet_optimizer::EventTimeSpec {
+                column: index,
+                out_of_orderness_ms: i64::try_from(out_of_orderness.as_millis())
+                    .unwrap_or(i64::MAX),
+            });
+            Ok(())
+        })
+    }
+
+    /// The same source table with a declaration changed by `declare`.
+    fn redeclare(
+        &self,
+        operation: &str,
+        declare: impl FnOnce(&mut Declared, &PlanSchema) -> Result<(), PlanError>,
+    ) -> Result<Table, PlanError> {
+        let rebuild = |scan: &Scan| -> Result<LogicalPlan, PlanError> {
+            let mut declared = Declared::of(&scan.source);
+            declare(&mut declared, &scan.schema)?;
+            Ok(builder::scan(&scan.table, Arc::new(declared)))
+        };
+        match self.plan.as_ref() {
+            LogicalPlan::Scan(scan) if scan.projection.is_none() => Ok(self.derive(rebuild(scan)?)),
+            LogicalPlan::SubqueryAlias(alias) => match alias.input.as_ref() {
+                LogicalPlan::Scan(scan) if scan.projection.is_none() => {
+                    Ok(self.derive(builder::alias(Arc::new(rebuild(scan)?), &alias.alias)))
+                }
+                _ => Err(not_a_source(operation)),
+            },
+            _ => Err(not_a_source(operation)),
+        }
     }
 
     fn check_env(&self, other: &Table, operation: &str) -> Result<(), PlanError> {
@@ -423,6 +523,16 @@ impl Table {
         planner.lower(&self.plan)
     }
 
+    /// The table's changelog as typed rows with their row kinds (any table, updating or not);
+    /// the columns must match `T`'s fields by name and type.
+    pub fn to_changelog_stream_as<T: Data + DeserializeOwned>(
+        &self,
+    ) -> Result<DataStream<(RowKind, T)>, TableError> {
+        check_fields::<T>(self.schema(), "to_changelog_stream_as")?;
+        let stream = self.to_changelog_stream()?;
+        Ok(stream.transform("ToChangelogStream", ArrowToChanges::<T>::new))
+    }
+
     /// The table's rows as typed records. The table must be insert-only, and its columns must
     /// match `T`'s fields by name and type.
     pub fn to_data_stream<T: Data + DeserializeOwned>(&self) -> Result<DataStream<T>, TableError> {
@@ -613,6 +723,77 @@ impl<T: Data + DeserializeOwned> Operator for ArrowToRecords<T> {
     ) -> Result<(), TaskError> {
         let rows = convert::from_record_batch::<T>(batch.data())?;
         out.collect(Records::from(rows))
+    }
+}
+
+/// Turns typed rows with row kinds into Arrow changelog batches.
+pub(crate) struct ChangesToArrow<T> {
+    fields: Vec<Field>,
+    schema: SchemaRef,
+    _marker: PhantomData<fn(T)>,
+}
+
+impl<T> ChangesToArrow<T> {
+    pub(crate) fn new(fields: Vec<Field>, schema: SchemaRef) -> Self {
+        ChangesToArrow {
+            fields,
+            schema,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T: Data> Operator for ChangesToArrow<T> {
+    type In = Records<(RowKind, T)>;
+    type Out = ChangelogBatch;
+
+    fn process_batch(
+        &mut self,
+        batch: Records<(RowKind, T)>,
+        out: &mut dyn Output<ChangelogBatch>,
+    ) -> Result<(), TaskError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<RowKind> = batch.values().iter().map(|(k, _)| *k).collect();
+        let rows: Vec<&T> = batch.values().iter().map(|(_, row)| row).collect();
+        let data = convert::to_record_batch(&rows, &self.fields)?;
+        out.collect(ChangelogBatch::from_kinds(
+            data.with_schema(Arc::clone(&self.schema))?,
+            &kinds,
+        )?)
+    }
+}
+
+/// Turns Arrow changelog batches into typed rows with their row kinds.
+pub(crate) struct ArrowToChanges<T> {
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T> ArrowToChanges<T> {
+    pub(crate) fn new() -> Self {
+        ArrowToChanges {
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T: Data + DeserializeOwned> Operator for ArrowToChanges<T> {
+    type In = ChangelogBatch;
+    type Out = Records<(RowKind, T)>;
+
+    fn process_batch(
+        &mut self,
+        batch: ChangelogBatch,
+        out: &mut dyn Output<Records<(RowKind, T)>>,
+    ) -> Result<(), TaskError> {
+        let rows = convert::from_record_batch::<T>(batch.data())?;
+        let changes: Vec<(RowKind, T)> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| (batch.row_kind(i), row))
+            .collect();
+        out.collect(Records::from(changes))
     }
 }
 

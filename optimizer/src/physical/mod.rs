@@ -231,10 +231,10 @@ impl<'a> PhysicalPlanner<'a> {
                 .map_err(|e| PlanError::invalid("event time", e.to_string()))?;
             let uid = self.uid("watermarks");
             stream = stream
-                .transform("WatermarkAssigner", move || {
+                .same_parallelism(stream.transform("WatermarkAssigner", move || {
                     RowtimeWatermarkOperator::new(&schema, spec.column, spec.out_of_orderness_ms)
                         .expect("the event-time column was validated when planned")
-                })
+                }))
                 .uid(&uid);
         }
         if let Some(key) = upsert_key {

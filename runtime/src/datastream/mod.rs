@@ -547,6 +547,25 @@ impl<B: Batch> Stream<B> {
         self.update_nodes(|n| n.parallelism = Some(parallelism))
     }
 
+    /// The parallelism set on the operator producing this stream (the largest, for a union), or
+    /// `None` when it runs at the job's default.
+    pub fn explicit_parallelism(&self) -> Option<usize> {
+        let inner = self.env.inner.lock();
+        self.nodes
+            .iter()
+            .filter_map(|&node| inner.graph.nodes[node].parallelism)
+            .max()
+    }
+
+    /// `next` (a stream derived from this one) given this stream's explicit parallelism, if it
+    /// has one, so a step right behind a source of parallelism 1 runs chained to it.
+    pub fn same_parallelism<C: Batch>(&self, next: Stream<C>) -> Stream<C> {
+        match self.explicit_parallelism() {
+            Some(p) => next.set_parallelism(p),
+            None => next,
+        }
+    }
+
     /// Names the operator producing this stream, as shown in job graphs, metrics and errors.
     pub fn name(self, name: &str) -> Self {
         self.update_nodes(|n| n.name = name.to_owned())
