@@ -459,6 +459,49 @@ impl Table {
         )?))
     }
 
+    /// `CROSS JOIN UNNEST(array) AS t(names)`: each row joined with each element of its array
+    /// (`LIST`) column, named `names[0]`, or each entry of a map column, named `names[0]` and
+    /// `names[1]`; without names they are `value` (and `key`, `value`). A null or empty array
+    /// drops the row.
+    ///
+    /// # Errors
+    /// An argument that is not an array or a map, or a name that repeats a column's.
+    pub fn unnest<'a>(
+        &self,
+        array: impl Into<Expr>,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Table, PlanError> {
+        self.unnest_with(array.into(), names, JoinKind::Inner, "unnest")
+    }
+
+    /// As [`Table::unnest`], but a row whose array is null or empty is kept once, with nulls
+    /// (`LEFT JOIN UNNEST(..) ON TRUE`).
+    pub fn left_unnest<'a>(
+        &self,
+        array: impl Into<Expr>,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Table, PlanError> {
+        self.unnest_with(array.into(), names, JoinKind::Left, "left_unnest")
+    }
+
+    fn unnest_with<'a>(
+        &self,
+        array: Expr,
+        names: impl IntoIterator<Item = &'a str>,
+        kind: JoinKind,
+        operation: &str,
+    ) -> Result<Table, PlanError> {
+        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        Ok(self.derive(builder::correlate(
+            Arc::clone(&self.plan),
+            rivulet_runtime::relational::unnest::unnest(),
+            vec![array],
+            kind,
+            (!names.is_empty()).then_some(names),
+            operation,
+        )?))
+    }
+
     /// As [`Table::lateral_join`], but rows producing nothing are kept once with nulls.
     pub fn left_lateral_join(
         &self,

@@ -25,6 +25,7 @@ pub mod rowtime;
 pub mod scalar;
 pub mod set_op;
 pub mod sort;
+pub mod unnest;
 
 pub use aggregate::{
     AggregateCall, AggregateError, AggregateKind, EmitMode, GroupAggregateOperator,
@@ -39,3 +40,4 @@ pub use normalize::ChangelogNormalizeOperator;
 pub use rowtime::{RowtimeError, RowtimeWatermarkOperator};
 pub use scalar::ScalarValue;
 pub use set_op::{SetOpOperator, SetOpType};
+pub use unnest::Unnest;
