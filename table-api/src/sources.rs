@@ -110,10 +110,21 @@ impl TableSource for StreamTable {
 
     fn create(
         &self,
-        _env: &StreamEnv,
+        env: &StreamEnv,
         _projection: Option<&[usize]>,
     ) -> Result<Stream<ChangelogBatch>, PlanError> {
-        Ok(self.stream.lock().clone())
+        let stream = self.stream.lock().clone();
+        if env.same(stream.env()) {
+            return Ok(stream);
+        }
+        // Planned into another environment (an explained plan): an empty stand-in.
+        let stand_in = env
+            .from_source(RecordBatchSource::from_changelog(Vec::new()))
+            .name("DataStream");
+        Ok(match stream.explicit_parallelism() {
+            Some(p) => stand_in.set_parallelism(p),
+            None => stand_in,
+        })
     }
 }
 

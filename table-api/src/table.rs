@@ -535,11 +535,25 @@ impl Table {
         joined.select(produced)
     }
 
-    /// The plan as text: the logical plan with each node's schema and changelog mode.
+    /// The plan as text, in deterministic sections: the logical plan with each node's schema
+    /// and changelog mode, then the stream graph it runs as (tasks of chained operators, their
+    /// parallelism, and the exchanges between them).
     pub fn explain(&self) -> String {
         let batch = self.env.is_batch();
         let mut out = String::from("== Logical Plan ==\n");
         write_explain(&self.plan, 0, batch, &mut out);
+        out.push_str("\n== Stream Graph ==\n");
+        // Planned into an empty environment of the same configuration, so explaining adds
+        // nothing to the job this environment will run.
+        let scratch = self.env.stream_env().scratch();
+        let graph = PhysicalPlanner::new(&scratch, self.planner_config())
+            .lower(&self.plan)
+            .map_err(|e| e.to_string())
+            .and_then(|_| scratch.job_graph("explain").map_err(|e| e.to_string()));
+        match graph {
+            Ok(graph) => out.push_str(&graph.to_string()),
+            Err(e) => out.push_str(&format!("<the plan cannot be lowered: {e}>\n")),
+        }
         out
     }
 

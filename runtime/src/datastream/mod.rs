@@ -111,6 +111,25 @@ impl StreamEnv {
         }
     }
 
+    /// A new, empty environment with this one's configuration: for building a program only to
+    /// look at its graph (an explained plan) without adding to this environment.
+    pub fn scratch(&self) -> StreamEnv {
+        let config = self.inner.lock().config.clone();
+        StreamEnv {
+            inner: Arc::new(Mutex::new(EnvInner {
+                config,
+                graph: StreamGraph::default(),
+                deferred: None,
+            })),
+            id: NEXT_ENV_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Whether `other` is this environment (or a clone of it).
+    pub fn same(&self, other: &StreamEnv) -> bool {
+        self.id == other.id
+    }
+
     /// Sets the parallelism of operators that do not set their own.
     ///
     /// Default: the number of cores.
