@@ -194,14 +194,17 @@ pub fn filter_with_subqueries(
             } => {
                 let alias = aliases.fresh();
                 let (sub, pulled) = pull_correlated(&subquery, operation)?;
+                let inner = Arc::clone(sub.schema());
                 let sub = Arc::new(builder::alias(sub, &alias));
                 let value = sub.schema().field(0);
                 let value = Expr::Column(Column::qualified(alias.clone(), value.name.clone()));
                 let (_, expr_nullable) =
                     crate::expr::typing::infer(&expr, plan.schema(), operation)?;
                 let nullable = sub.schema().field(0).nullable || expr_nullable;
-                let mut conditions: Vec<Expr> =
-                    pulled.into_iter().map(|p| requalify(p, &alias)).collect();
+                let mut conditions: Vec<Expr> = pulled
+                    .into_iter()
+                    .map(|p| requalify(p, &alias, &inner))
+                    .collect();
                 let equal = (*expr).clone().eq(value.clone());
                 if negated && nullable {
                     // NOT IN is false when the list holds a null, and null for a null value.
@@ -225,9 +228,12 @@ pub fn filter_with_subqueries(
             Expr::Exists { subquery, negated } => {
                 let alias = aliases.fresh();
                 let (sub, pulled) = pull_correlated(&subquery, operation)?;
+                let inner = Arc::clone(sub.schema());
                 let sub = Arc::new(builder::alias(sub, &alias));
-                let conditions: Vec<Expr> =
-                    pulled.into_iter().map(|p| requalify(p, &alias)).collect();
+                let conditions: Vec<Expr> = pulled
+                    .into_iter()
+                    .map(|p| requalify(p, &alias, &inner))
+                    .collect();
                 let kind = if negated {
                     JoinKind::Anti
                 } else {
@@ -287,9 +293,17 @@ pub fn filter_with_subqueries(
 
 /// A pulled-up predicate over the join: inner columns qualified by the `alias` the subquery is
 /// joined under, outer references made ordinary columns of the outer input.
-fn requalify(e: Expr, alias: &str) -> Expr {
+fn requalify(e: Expr, alias: &str, inner: &crate::schema::PlanSchema) -> Expr {
     e.transform(&mut |x| match x {
-        Expr::Column(c) => Expr::Column(Column::qualified(alias, c.name)),
+        // Resolved in the subquery's own columns first, so `l2.l_orderkey` (a name written
+        // with its table) becomes `$sq0.l_orderkey`.
+        Expr::Column(c) => {
+            let name = match inner.index_of(&c, "subquery") {
+                Ok(i) => inner.field(i).name.clone(),
+                Err(_) => c.name,
+            };
+            Expr::Column(Column::qualified(alias, name))
+        }
         Expr::OuterColumn(c) => Expr::Column(c),
         other => other,
     })

@@ -186,8 +186,9 @@ impl<'a> PhysicalPlanner<'a> {
                 let outer = c.kind == JoinKind::Left;
                 let schema = c.schema.to_arrow();
                 let ctx = self.ctx();
-                Ok(
-                    stream.transform(&format!("Correlate({})", function.name()), move || {
+                Ok(stream.same_parallelism(stream.transform(
+                    &format!("Correlate({})", function.name()),
+                    move || {
                         CorrelateOperator::new(
                             Arc::clone(&function),
                             args.clone(),
@@ -195,8 +196,8 @@ impl<'a> PhysicalPlanner<'a> {
                             Arc::clone(&schema),
                             ctx.clone(),
                         )
-                    }),
-                )
+                    },
+                )))
             }
             LogicalPlan::Aggregate(a) => self.lower_aggregate(a),
             LogicalPlan::Distinct(d) => self.lower_distinct(&d.input),
@@ -283,14 +284,16 @@ impl<'a> PhysicalPlanner<'a> {
         name: &str,
     ) -> Stream<ChangelogBatch> {
         let ctx = self.ctx();
-        input.transform(name, move || {
+        // At its input's parallelism, so it runs chained (forward): a rebalance would let a
+        // retraction overtake the row it retracts.
+        input.same_parallelism(input.transform(name, move || {
             ExprCalcOperator::new(
                 predicate.clone(),
                 projection.clone(),
                 Arc::clone(&schema),
                 ctx.clone(),
             )
-        })
+        }))
     }
 
     /// `stream` (of `from`'s columns) cast and renamed to `to`'s columns when they differ.

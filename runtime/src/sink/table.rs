@@ -159,7 +159,11 @@ impl Stream<ChangelogBatch> {
     /// name the sink or set its parallelism.
     pub fn sink_table<S: TableSink + Clone>(&self, sink: S) -> Stream<Records<()>> {
         let name = sink.name();
-        self.transform(&name, move || TableSinkOperator { sink: sink.clone() })
+        // At the input's parallelism, so the sink reads its input forward: spread over other
+        // subtasks, a retraction could overtake the row it retracts.
+        self.same_parallelism(
+            self.transform(&name, move || TableSinkOperator { sink: sink.clone() }),
+        )
     }
 
     /// Collects every batch, with its row kinds, for the caller; read them from the handle after

@@ -170,7 +170,9 @@ pub enum EmitMode {
     /// Streaming: after each input batch, emit the changes of the groups it touched (`+I` for a
     /// new group, `-U`/`+U` for a changed result, `-D` for a group whose rows were all
     /// retracted). A global aggregate (no group columns) emits nothing until its first row, as
-    /// in Flink.
+    /// in Flink; if it has no row when a bounded input ends (no rows, or all retracted), it
+    /// emits the row of an empty input then, so the consolidated changelog equals the batch
+    /// result.
     Changelog,
     /// Bounded input: emit each group's final result once, insert-only, at the end of input.
     /// A global aggregate emits exactly one row, even for an empty input.

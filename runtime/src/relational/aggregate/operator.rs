@@ -557,7 +557,16 @@ impl GroupAggregateOperator {
     /// The final results, for [`EmitMode::Final`].
     fn final_batches(&mut self) -> Result<Vec<ChangelogBatch>, AggregateError> {
         if self.spec.emit != EmitMode::Final {
-            return Ok(Vec::new());
+            // A global aggregate's changelog ends with the row of an empty input when it has
+            // no row then (no input, or all retracted), as the batch result has.
+            if self.keys.is_some() || self.groups.live_groups().next().is_some() {
+                return Ok(Vec::new());
+            }
+            let (group, _) = self.groups.find_or_insert(hash_key_bytes(&[]), &[]);
+            self.ensure_capacity();
+            let columns = self.evaluate(&[group])?;
+            let data = self.output_batch(columns, 1)?;
+            return Ok(vec![ChangelogBatch::insert_only(data)]);
         }
         let groups: Vec<u32> = if self.keys.is_none() {
             // SQL: a global aggregate has one result row, even over no rows.

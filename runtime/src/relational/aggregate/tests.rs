@@ -587,7 +587,7 @@ fn unchanged_results_emit_nothing() {
 }
 
 #[test]
-fn empty_global_aggregate_emits_one_row_in_final_mode_only() {
+fn empty_global_aggregate_emits_one_row_at_the_end_of_input() {
     let mut op = opened(spec(&[], EmitMode::Final), 0, 1);
     let mut out = RecordingOutput::default();
     op.finish(&mut out).unwrap();
@@ -598,8 +598,24 @@ fn empty_global_aggregate_emits_one_row_in_final_mode_only() {
     let mut op = opened(spec(&[], EmitMode::Changelog), 0, 1);
     let mut out = RecordingOutput::default();
     op.process_batch(batch_of(&[]), &mut out).unwrap();
+    assert!(out.batches.is_empty(), "nothing before the first row");
     op.finish(&mut out).unwrap();
-    assert!(out.batches.is_empty());
+    let rows: Vec<_> = out.batches.iter().flat_map(rows_of).collect();
+    assert_eq!(
+        rows.len(),
+        1,
+        "the empty input's row at the end, as in batch mode"
+    );
+    assert_eq!(rows[0].0, RowKind::Insert);
+    assert_eq!(rows[0].1[..3], [Val::Int(0), Val::Int(0), Val::Null]);
+
+    // A global aggregate that has its row at the end adds nothing.
+    let mut op = opened(spec(&[], EmitMode::Changelog), 0, 1);
+    let mut out = RecordingOutput::default();
+    op.process_batch(batch_of(&[insert(1, Some(9))]), &mut out)
+        .unwrap();
+    op.finish(&mut out).unwrap();
+    assert_eq!(out.batches.len(), 1);
 }
 
 #[test]
