@@ -362,3 +362,30 @@ proptest! {
         prop_assert!(restored == expected(total), "{} records", restored.len());
     }
 }
+
+/// A savepoint asked of a job that already ended fails at once with the reason, instead of
+/// waiting for barriers no task will see.
+#[test]
+fn a_savepoint_of_an_ended_job_fails_instead_of_waiting() {
+    let env = StreamEnv::new().with_parallelism(1);
+    let out = env.from_vec(vec![1u64, 2, 3]).collect();
+    let handle = env.execute_async("short").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !handle.is_finished() {
+        assert!(std::time::Instant::now() < deadline, "the job does not end");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("rivulet-ended-{}", std::process::id()));
+    let result = rt
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), handle.trigger_savepoint(&dir)).await
+        })
+        .expect("the savepoint answers instead of hanging");
+    let err = result.expect_err("no savepoint of an ended job");
+    assert!(err.to_string().contains("ended"), "{err}");
+    assert_eq!(out.take_sorted(), vec![1, 2, 3]);
+}

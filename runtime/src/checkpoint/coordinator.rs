@@ -48,6 +48,8 @@ struct State {
     operator_ids: BTreeMap<NodeId, String>,
     /// A savepoint asked for while another checkpoint was running.
     queued_savepoint: Option<SavepointRequest>,
+    /// Whether the running attempt ended: no checkpoint can complete until the next starts.
+    ended: bool,
 }
 
 /// Triggers checkpoints and collects what every operator subtask acknowledges. Lives as long as
@@ -110,6 +112,7 @@ impl Coordinator {
                 attempts: 0,
                 operator_ids: BTreeMap::new(),
                 queued_savepoint: None,
+                ended: false,
             }),
         }
     }
@@ -342,6 +345,13 @@ impl Coordinator {
     ) -> tokio::sync::oneshot::Receiver<Result<PathBuf, CheckpointError>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut state = self.state.lock();
+        if state.ended {
+            let _ = tx.send(Err(CheckpointError::Aborted {
+                id: 0,
+                reason: "the job already ended".to_owned(),
+            }));
+            return rx;
+        }
         if let Some((_, previous)) = state.queued_savepoint.replace((dir, tx)) {
             let _ = previous.send(Err(CheckpointError::Aborted {
                 id: 0,
@@ -358,6 +368,7 @@ impl Coordinator {
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let coordinator = Arc::clone(self);
+        self.state.lock().ended = false;
         let step = if self.periodic {
             (self.config.interval / 4).clamp(Duration::from_millis(1), Duration::from_millis(50))
         } else {
@@ -372,6 +383,29 @@ impl Coordinator {
                     std::thread::park_timeout(step);
                 }
                 coordinator.write_completed();
+                coordinator.end_attempt();
             })
+    }
+
+    /// The running attempt ended: a savepoint still waiting can no longer complete, so its
+    /// caller hears so instead of waiting forever.
+    fn end_attempt(&self) {
+        let mut state = self.state.lock();
+        state.ended = true;
+        let reason = "the job ended before every task acknowledged it".to_owned();
+        if let Some((_, waiter)) = state.queued_savepoint.take() {
+            let _ = waiter.send(Err(CheckpointError::Aborted {
+                id: 0,
+                reason: reason.clone(),
+            }));
+        }
+        if let Some(pending) = state.pending.take()
+            && let Some((_, waiter)) = pending.savepoint
+        {
+            let _ = waiter.send(Err(CheckpointError::Aborted {
+                id: pending.id,
+                reason,
+            }));
+        }
     }
 }

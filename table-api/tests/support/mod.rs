@@ -122,6 +122,26 @@ pub fn text(v: &Option<String>) -> Cell {
 pub struct SteppedSource {
     batches: Arc<Vec<ChangelogBatch>>,
     released: Arc<AtomicUsize>,
+    /// Whether the source stays open (idle) after its last batch instead of finishing.
+    held_open: bool,
+}
+
+impl SteppedSource {
+    /// A source of `batches`, emitting the first `released` of them.
+    pub fn new(batches: Vec<ChangelogBatch>, released: Arc<AtomicUsize>) -> Self {
+        SteppedSource {
+            batches: Arc::new(batches),
+            released,
+            held_open: false,
+        }
+    }
+
+    /// The same source, idle after its last batch instead of finished: a job reading it runs
+    /// until it is stopped.
+    pub fn held_open(mut self) -> Self {
+        self.held_open = true;
+        self
+    }
 }
 
 pub struct SteppedReader {
@@ -157,7 +177,11 @@ impl SourceReader for SteppedReader {
     fn poll(&mut self, _max: usize) -> Result<SourcePoll<ChangelogBatch>, BoxError> {
         let position = self.split.position;
         if position >= self.split.end {
-            return Ok(SourcePoll::Finished);
+            return Ok(if self.source.held_open {
+                SourcePoll::Idle
+            } else {
+                SourcePoll::Finished
+            });
         }
         if position as usize >= self.source.released.load(Ordering::SeqCst) {
             return Ok(SourcePoll::Idle);
@@ -204,6 +228,7 @@ pub fn check_streaming(
                     .collect(),
             ),
             released: Arc::clone(&released),
+            held_open: false,
         };
         let stream: Stream<ChangelogBatch> =
             env.stream_env().from_source(source).set_parallelism(1);
