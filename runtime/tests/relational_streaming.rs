@@ -17,6 +17,7 @@ use rivulet_runtime::exchange::{ArrowKeySelector, BatchKeySelector};
 use rivulet_runtime::keys::subtask_for_key_group;
 use rivulet_runtime::operator::OperatorState;
 use rivulet_runtime::operator::testing::RecordingOutput;
+use rivulet_runtime::relational::dedup::{DedupOrder, DeduplicateOperator, DeduplicateSpec, Keep};
 use rivulet_runtime::relational::interval_join::{IntervalJoinOperator, IntervalJoinSpec};
 use rivulet_runtime::relational::rank::{RankOperator, RankSpec, SortKey};
 use rivulet_runtime::relational::{ColumnarValue, EvalContext, EvalError, JoinType, PhysicalExpr};
@@ -751,4 +752,117 @@ fn interval_join_rejects_updates_and_bad_specs() {
     assert!(IntervalJoinOperator::new(not_time).is_ok());
     let semi = IntervalJoinSpec::new(JoinType::Semi, left, right, output).with_interval(1, 1, 0, 1);
     assert!(IntervalJoinOperator::new(semi).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deduplication
+// ---------------------------------------------------------------------------------------------
+
+/// Rows are (k, ts: TIMESTAMP(3), v).
+fn dedup_schema() -> SchemaRef {
+    schema(&["k", "ts", "v"], &[1])
+}
+
+fn dedup_operator(keep: Keep, event_time: bool) -> DeduplicateOperator {
+    let order = if event_time {
+        DedupOrder::EventTime(1)
+    } else {
+        DedupOrder::Arrival
+    };
+    DeduplicateOperator::new(DeduplicateSpec::new(dedup_schema(), [0], keep, order)).unwrap()
+}
+
+/// The reference: per key, the row chosen from `rows` in arrival order.
+fn dedup_reference(keep: Keep, event_time: bool, rows: &[Row]) -> Vec<Row> {
+    let mut kept: BTreeMap<Option<i64>, Row> = BTreeMap::new();
+    for row in rows {
+        match kept.get(&row[0]) {
+            None => {
+                kept.insert(row[0], row.clone());
+            }
+            Some(old) => {
+                let replace = match (keep, event_time) {
+                    (Keep::First, false) => false,
+                    (Keep::Last, false) => true,
+                    (Keep::First, true) => row[1] < old[1],
+                    (Keep::Last, true) => row[1] >= old[1],
+                };
+                if replace {
+                    kept.insert(row[0], row.clone());
+                }
+            }
+        }
+    }
+    sorted(kept.into_values().collect())
+}
+
+fn dedup_rows() -> impl Strategy<Value = Vec<Row>> {
+    prop::collection::vec(
+        (value(4), 0i64..6, value(3)).prop_map(|(k, t, v)| vec![k, Some(t), v]),
+        0..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn deduplication_consolidates_to_the_chosen_row_per_key(
+        first in any::<bool>(),
+        event_time in any::<bool>(),
+        rows in dedup_rows(),
+        sizes in prop::collection::vec(1usize..=7, 1..8),
+    ) {
+        let keep = if first { Keep::First } else { Keep::Last };
+        let schema = dedup_schema();
+        let mut op = dedup_operator(keep, event_time);
+        op.open(&context(0, 1)).unwrap();
+        let mut output = Consolidated::default();
+        let mut seen = Vec::new();
+        for part in split(&rows, &sizes) {
+            seen.extend(part.iter().cloned());
+            let changes = feed_one(&mut op, &schema, &inserts(&part));
+            if first && !event_time {
+                prop_assert!(changes.iter().all(|(k, _)| *k == RowKind::Insert));
+            }
+            output.apply(&changes)?;
+            prop_assert_eq!(output.rows(), dedup_reference(keep, event_time, &seen));
+        }
+    }
+
+    #[test]
+    fn deduplication_restores_from_a_snapshot(
+        first in any::<bool>(),
+        event_time in any::<bool>(),
+        rows in dedup_rows(),
+        sizes in prop::collection::vec(1usize..=7, 1..8),
+        at in 0usize..8,
+        parallelism in 1usize..=2,
+    ) {
+        let keep = if first { Keep::First } else { Keep::Last };
+        let batches: Vec<Vec<Change>> = split(&rows, &sizes).iter().map(|b| inserts(b)).collect();
+        let at = at.min(batches.len());
+        check_one_input_restore(
+            || dedup_operator(keep, event_time),
+            &dedup_schema(),
+            &[0],
+            &batches,
+            None,
+            at,
+            parallelism,
+        )?;
+    }
+}
+
+#[test]
+fn deduplication_rejects_updates() {
+    let mut op = dedup_operator(Keep::Last, true);
+    op.open(&context(0, 1)).unwrap();
+    let mut out = RecordingOutput::default();
+    let update = batch(
+        &dedup_schema(),
+        &[(RowKind::UpdateBefore, vec![Some(1), Some(1), None])],
+    );
+    let err = op.process_batch(update, &mut out).unwrap_err();
+    assert!(format!("{err:?}").contains("UpdatingInput"), "{err:?}");
 }
