@@ -19,8 +19,11 @@ use rivulet_runtime::operator::OperatorState;
 use rivulet_runtime::operator::testing::RecordingOutput;
 use rivulet_runtime::relational::dedup::{DedupOrder, DeduplicateOperator, DeduplicateSpec, Keep};
 use rivulet_runtime::relational::interval_join::{IntervalJoinOperator, IntervalJoinSpec};
+use rivulet_runtime::relational::over::{OverAggregateOperator, OverAggregateSpec, OverFrame};
 use rivulet_runtime::relational::rank::{RankOperator, RankSpec, SortKey};
-use rivulet_runtime::relational::{ColumnarValue, EvalContext, EvalError, JoinType, PhysicalExpr};
+use rivulet_runtime::relational::{
+    AggregateCall, AggregateKind, ColumnarValue, EvalContext, EvalError, JoinType, PhysicalExpr,
+};
 use rivulet_runtime::{
     ChangelogBatch, Operator, OperatorContext, RowKind, TaskError, TwoInputOperator,
 };
@@ -865,4 +868,158 @@ fn deduplication_rejects_updates() {
     );
     let err = op.process_batch(update, &mut out).unwrap_err();
     assert!(format!("{err:?}").contains("UpdatingInput"), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// OVER aggregation
+// ---------------------------------------------------------------------------------------------
+
+/// Rows are (k, ts: TIMESTAMP(3), v); outputs add COUNT(*), SUM(v), MIN(v), MAX(v).
+fn over_operator(frame: OverFrame) -> OverAggregateOperator {
+    let out = |name: &str, nullable: bool| Field::new(name, DataType::Int64, nullable);
+    let aggregates = [
+        AggregateCall::new(AggregateKind::CountStar, [], out("n", false)),
+        AggregateCall::new(AggregateKind::Sum, [2], out("total", true)),
+        AggregateCall::new(AggregateKind::Min, [2], out("low", true)),
+        AggregateCall::new(AggregateKind::Max, [2], out("high", true)),
+    ];
+    let spec = OverAggregateSpec::new(dedup_schema(), [0], 1, frame, aggregates);
+    OverAggregateOperator::new(spec).unwrap()
+}
+
+fn over_frame() -> impl Strategy<Value = OverFrame> {
+    prop_oneof![
+        prop::option::of(0u64..4).prop_map(|preceding| OverFrame::Rows { preceding }),
+        prop::option::of(0i64..6).prop_map(|preceding_ms| OverFrame::Range { preceding_ms }),
+    ]
+}
+
+/// The reference: each timely row with its aggregates over its frame among the timely rows of
+/// its partition, and whether the watermark has reached it; plus the number of late rows.
+fn over_reference(frame: OverFrame, steps: &[JoinStep]) -> (Vec<Row>, u64) {
+    let mut watermark = i64::MIN;
+    let mut timely: Vec<Row> = Vec::new();
+    let mut late = 0;
+    for step in steps {
+        match step {
+            JoinStep::Rows(_, rows) => {
+                for row in rows {
+                    if row[1].unwrap() <= watermark {
+                        late += 1;
+                    } else {
+                        timely.push(row.clone());
+                    }
+                }
+            }
+            JoinStep::Watermark(w) => watermark = watermark.max(*w),
+        }
+    }
+    // Stable sort: equal times keep arrival order.
+    let mut ordered = timely.clone();
+    ordered.sort_by_key(|r| r[1]);
+    let mut result = Vec::new();
+    for (i, row) in ordered.iter().enumerate() {
+        let t = row[1].unwrap();
+        if t > watermark {
+            continue;
+        }
+        let partition: Vec<(usize, &Row)> = ordered
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r[0] == row[0])
+            .collect();
+        let in_frame: Vec<&Row> = match frame {
+            OverFrame::Rows { preceding } => {
+                let at = partition.iter().position(|(j, _)| *j == i).unwrap();
+                let from = preceding.map_or(0, |p| at.saturating_sub(p as usize));
+                partition[from..=at].iter().map(|(_, r)| *r).collect()
+            }
+            OverFrame::Range { preceding_ms } => partition
+                .iter()
+                .map(|(_, r)| *r)
+                .filter(|r| {
+                    let rt = r[1].unwrap();
+                    rt <= t && preceding_ms.is_none_or(|ms| rt >= t - ms)
+                })
+                .collect(),
+        };
+        let values: Vec<i64> = in_frame.iter().filter_map(|r| r[2]).collect();
+        let mut out = row.clone();
+        out.push(Some(in_frame.len() as i64));
+        out.push((!values.is_empty()).then(|| values.iter().sum()));
+        out.push(values.iter().min().copied());
+        out.push(values.iter().max().copied());
+        result.push(out);
+    }
+    (sorted(result), late)
+}
+
+fn over_step(op: &mut OverAggregateOperator, step: &JoinStep) -> Vec<Change> {
+    let mut out = RecordingOutput::default();
+    match step {
+        JoinStep::Rows(_, rows) => op
+            .process_batch(batch(&dedup_schema(), &inserts(rows)), &mut out)
+            .unwrap(),
+        JoinStep::Watermark(w) => op.process_watermark(*w, &mut out).unwrap(),
+    }
+    collected(&out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn over_aggregation_equals_a_per_row_computation(frame in over_frame(), steps in join_steps()) {
+        let mut op = over_operator(frame);
+        let ctx = context(0, 1);
+        op.open(&ctx).unwrap();
+        let mut output = Vec::new();
+        let mut all = steps.clone();
+        all.push(JoinStep::Watermark(i64::MAX));
+        for (i, step) in all.iter().enumerate() {
+            let changes = over_step(&mut op, step);
+            prop_assert!(changes.iter().all(|(k, _)| *k == RowKind::Insert));
+            output.extend(changes.into_iter().map(|(_, row)| row));
+            let (expected, late) = over_reference(frame, &all[..=i]);
+            prop_assert_eq!(sorted(output.clone()), expected);
+            prop_assert_eq!(ctx.late_records_dropped(), late);
+        }
+        prop_assert_eq!(op.pending_rows(), 0);
+        prop_assert_eq!(op.partition_count(), 0);
+    }
+
+    #[test]
+    fn over_aggregation_restores_from_a_snapshot(
+        frame in over_frame(),
+        steps in join_steps(),
+        at in 0usize..24,
+        parallelism in 1usize..=2,
+    ) {
+        let mut batches = Vec::new();
+        let mut watermarks = Vec::new();
+        for step in &steps {
+            match step {
+                JoinStep::Rows(_, rows) => {
+                    batches.push(inserts(rows));
+                    watermarks.push(i64::MIN);
+                }
+                JoinStep::Watermark(w) => {
+                    batches.push(Vec::new());
+                    watermarks.push(*w);
+                }
+            }
+        }
+        batches.push(Vec::new());
+        watermarks.push(i64::MAX);
+        let at = at.min(batches.len() - 1);
+        check_one_input_restore(
+            || over_operator(frame),
+            &dedup_schema(),
+            &[0],
+            &batches,
+            Some(&watermarks),
+            at,
+            parallelism,
+        )?;
+    }
 }

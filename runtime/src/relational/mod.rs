@@ -10,7 +10,7 @@
 //! - [`function`]: the user-function traits: scalar ([`ScalarUdf`]), table ([`TableUdf`]) and
 //!   aggregate ([`AggregateUdf`] with its row-wise [`Accumulator`]).
 //! - [`calc`], [`sort`], [`correlate`]: the stateless and bounded relational operators.
-//! - [`rank`] (Top-N), [`dedup`], `over` and [`interval_join`]: the unbounded streaming operators,
+//! - [`rank`] (Top-N), [`dedup`], [`over`] and [`interval_join`]: the unbounded streaming operators,
 //!   with their shared [`StreamOpError`] in [`stream_op`].
 
 pub mod aggregate;
@@ -22,6 +22,7 @@ pub mod expr;
 pub mod function;
 pub mod interval_join;
 pub mod join;
+pub mod over;
 pub mod rank;
 pub mod scalar;
 pub mod set_op;
@@ -39,6 +40,7 @@ pub use expr::{
 pub use function::{Accumulator, AggregateUdf, ScalarUdf, TableUdf};
 pub use interval_join::{IntervalJoinOperator, IntervalJoinSpec};
 pub use join::{JoinError, JoinMode, JoinOperator, JoinSpec, JoinType};
+pub use over::{OverAggregateOperator, OverAggregateSpec, OverFrame};
 pub use rank::{RankOperator, RankSpec};
 pub use scalar::ScalarValue;
 pub use set_op::{SetOpOperator, SetOpType};
