@@ -40,7 +40,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::{interleave, take};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +136,18 @@ impl OverAggregateSpec {
 
 /// A row in Arrow row format with its partition key: `(key, row)`.
 type KeyedRow = (Box<[u8]>, Box<[u8]>);
+
+/// Where one partition stands while a watermark's rows are processed; indices into the
+/// decoded batch of frame and ready rows.
+struct Cursor {
+    group: u32,
+    /// The oldest row still accumulated.
+    head: usize,
+    /// The next row to process.
+    next: usize,
+    /// One past the partition's last row.
+    end: usize,
+}
 
 /// One partition's aggregation state.
 #[derive(Debug)]
@@ -371,27 +384,34 @@ impl OverAggregateOperator {
         group
     }
 
-    /// Folds rows `at` of `columns` into (sign 1) or out of (sign -1) `group`.
+    /// Folds the rows `indices` of `columns` into (sign 1) or out of (sign -1) their `groups`.
     fn update(
         &mut self,
         columns: &[ArrayRef],
-        at: usize,
-        len: usize,
-        group: u32,
+        indices: &[u32],
+        groups: &[u32],
         sign: i8,
     ) -> Result<(), StreamOpError> {
-        let groups = vec![group; len];
+        if indices.is_empty() {
+            return Ok(());
+        }
+        let take_indices = UInt32Array::from(indices.to_vec());
+        let gather = |column: usize| {
+            take(columns[column].as_ref(), &take_indices, None)
+                .map_err(arrow_err(OPERATOR, "gathering aggregate arguments"))
+        };
         for (call, accumulator) in self.spec.aggregates.iter().zip(&mut self.accumulators) {
-            let args: Vec<ArrayRef> = call
+            let args = call
                 .args
                 .iter()
-                .map(|&c| columns[c].slice(at, len))
-                .collect();
+                .map(|&c| gather(c))
+                .collect::<Result<Vec<_>, _>>()?;
             let signs: Vec<i8> = match call.filter {
-                None => vec![sign; len],
+                None => vec![sign; indices.len()],
                 Some(column) => {
-                    let filter = columns[column].as_boolean();
-                    (at..at + len)
+                    let filter = gather(column)?;
+                    let filter = filter.as_boolean();
+                    (0..indices.len())
                         .map(|row| {
                             if filter.is_valid(row) && filter.value(row) {
                                 sign
@@ -403,7 +423,7 @@ impl OverAggregateOperator {
                 }
             };
             accumulator
-                .update(&args, &groups, &signs)
+                .update(&args, groups, &signs)
                 .map_err(|e| StreamOpError::Aggregate {
                     operator: OPERATOR,
                     source: match e {
@@ -419,6 +439,11 @@ impl OverAggregateOperator {
     }
 
     /// Processes the waiting rows up to `watermark` and returns the output rows.
+    ///
+    /// Batch-at-a-time: the frame rows and ready rows of every touched partition are decoded
+    /// into one batch, then processed in rounds; each round takes the next row (or, for
+    /// `RANGE`, the next run of peers) of every partition that has one, so a round costs one
+    /// accumulate, one retract and one evaluate call for all those partitions together.
     fn advance(&mut self, watermark: i64) -> Result<Option<ChangelogBatch>, StreamOpError> {
         if watermark <= self.watermark {
             return Ok(None);
@@ -429,161 +454,180 @@ impl OverAggregateOperator {
             None => BTreeMap::new(),
         };
         let ready = std::mem::replace(&mut self.pending, rest);
-        let mut output = None;
-        if !ready.is_empty() {
-            // Per partition, its rows in (time, arrival) order.
-            let mut order: Vec<Box<[u8]>> = Vec::new();
-            let mut by_partition: FixedHashMap<Box<[u8]>, Vec<Box<[u8]>>> = FixedHashMap::default();
-            for (_, (key, row)) in ready {
-                match by_partition.get_mut(&key) {
-                    Some(rows) => rows.push(row),
-                    None => {
-                        order.push(key.clone());
-                        by_partition.insert(key, vec![row]);
-                    }
-                }
-            }
-            let mut rows_out: Vec<Box<[u8]>> = Vec::new();
-            let mut results: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.accumulators.len()];
-            for key in order {
-                let rows = by_partition.remove(&key).unwrap_or_default();
-                self.process_partition(&key, &rows, &mut results)?;
-                rows_out.extend(rows);
-            }
-            let mut columns = self.codec.decode(rows_out.iter().map(|r| &r[..]))?;
-            for parts in results {
-                let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-                columns.push(
-                    arrow::compute::concat(&parts)
-                        .map_err(arrow_err(OPERATOR, "assembling aggregate results"))?,
-                );
-            }
-            let options =
-                arrow::array::RecordBatchOptions::new().with_row_count(Some(rows_out.len()));
-            let data = RecordBatch::try_new_with_options(
-                Arc::clone(&self.spec.output_schema),
-                columns,
-                &options,
-            )
-            .map_err(arrow_err(OPERATOR, "assembling an output batch"))?;
-            output = Some(ChangelogBatch::insert_only(data));
-        }
+        let output = if ready.is_empty() {
+            None
+        } else {
+            Some(self.process_ready(ready)?)
+        };
         self.expire(watermark);
         Ok(output)
     }
 
-    /// Runs one partition's ready rows (in time order) through its frame, pushing one result
-    /// per row and aggregate to `results`.
-    fn process_partition(
+    /// Runs ready rows, in (time, arrival) order, through their partitions' frames.
+    fn process_ready(
         &mut self,
-        key: &[u8],
-        rows: &[Box<[u8]>],
-        results: &mut [Vec<ArrayRef>],
-    ) -> Result<(), StreamOpError> {
-        if !self.partitions.contains_key(key) {
-            let group = self.new_group();
-            let key_group = key_group_of(key, self.max_parallelism);
-            self.partitions.insert(
-                key.into(),
-                Partition {
-                    key_group,
-                    group,
-                    frame: VecDeque::new(),
-                    last_time: None,
-                },
-            );
+        ready: BTreeMap<(i64, u64), KeyedRow>,
+    ) -> Result<ChangelogBatch, StreamOpError> {
+        // Per partition, its ready rows in order.
+        let mut order: Vec<Box<[u8]>> = Vec::new();
+        let mut by_partition: FixedHashMap<Box<[u8]>, Vec<Box<[u8]>>> = FixedHashMap::default();
+        for (_, (key, row)) in ready {
+            match by_partition.get_mut(&key) {
+                Some(rows) => rows.push(row),
+                None => {
+                    order.push(key.clone());
+                    by_partition.insert(key, vec![row]);
+                }
+            }
         }
-        let mut partition = self
-            .partitions
-            .remove(key)
-            .ok_or_else(|| StreamOpError::State {
-                operator: OPERATOR,
-                key_group: 0,
-                reason: "a partition vanished".to_owned(),
-            })?;
-        // The frame rows first (for retraction), then the new rows.
-        let frame_len = partition.frame.len();
-        let batch = self.codec.decode(
-            partition
-                .frame
-                .iter()
-                .map(|(_, r)| &r[..])
-                .chain(rows.iter().map(|r| &r[..])),
-        )?;
-        let data = RecordBatch::try_new(Arc::clone(self.codec.schema()), batch)
+        // One batch: per partition its frame rows, then its ready rows.
+        let mut cursors: Vec<Cursor> = Vec::with_capacity(order.len());
+        let mut all_rows: Vec<Box<[u8]>> = Vec::new();
+        for key in &order {
+            if !self.partitions.contains_key(key) {
+                let group = self.new_group();
+                let key_group = key_group_of(key, self.max_parallelism);
+                self.partitions.insert(
+                    key.clone(),
+                    Partition {
+                        key_group,
+                        group,
+                        frame: VecDeque::new(),
+                        last_time: None,
+                    },
+                );
+            }
+            let Some(partition) = self.partitions.get_mut(key) else {
+                continue;
+            };
+            let start = all_rows.len();
+            all_rows.extend(partition.frame.drain(..).map(|(_, row)| row));
+            let next = all_rows.len();
+            all_rows.extend(by_partition.remove(key).unwrap_or_default());
+            cursors.push(Cursor {
+                group: partition.group,
+                head: start,
+                next,
+                end: all_rows.len(),
+            });
+        }
+        let columns = self.codec.decode(all_rows.iter().map(|r| &r[..]))?;
+        let data = RecordBatch::try_new(Arc::clone(self.codec.schema()), columns)
             .map_err(arrow_err(OPERATOR, "decoding frame rows"))?;
         let times = time_values(OPERATOR, &data, self.spec.time_column)?;
         let columns = data.columns().to_vec();
-        let group = partition.group;
-        // Position in `columns` of the oldest row still accumulated.
-        let mut head = 0usize;
-        let bounded = match self.spec.frame {
-            OverFrame::Rows { preceding } => preceding.is_some(),
-            OverFrame::Range { preceding_ms } => preceding_ms.is_some(),
-        };
-        let mut i = frame_len;
-        while i < columns.first().map_or(0, |c| c.len()) {
-            // The rows processed together: one row, or for RANGE all peers with its time.
-            let mut end = i + 1;
-            if let OverFrame::Range { .. } = self.spec.frame {
-                while end < times.len() && times[end] == times[i] {
-                    end += 1;
-                }
-            }
-            self.update(&columns, i, end - i, group, 1)?;
-            // Retract what slid out of the frame.
-            let retract_to = match self.spec.frame {
-                OverFrame::Rows { preceding: Some(p) } => {
-                    let keep = usize::try_from(p).unwrap_or(usize::MAX).saturating_add(1);
-                    end.saturating_sub(keep).max(head)
-                }
-                OverFrame::Range {
-                    preceding_ms: Some(ms),
-                } => {
-                    let from = times[i].saturating_sub(ms);
-                    let mut to = head;
-                    while to < end && times[to] < from {
-                        to += 1;
+
+        let range = matches!(self.spec.frame, OverFrame::Range { .. });
+        let mut emitted: Vec<u32> = Vec::new();
+        let mut rounds: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.accumulators.len()];
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        let (mut add, mut add_groups) = (Vec::new(), Vec::new());
+        let (mut retract, mut retract_groups) = (Vec::new(), Vec::new());
+        let mut active: Vec<usize> = (0..cursors.len()).collect();
+        while !active.is_empty() {
+            add.clear();
+            add_groups.clear();
+            retract.clear();
+            retract_groups.clear();
+            let mut runs = Vec::with_capacity(active.len());
+            for &c in &active {
+                let cursor = &mut cursors[c];
+                let first = cursor.next;
+                let mut end = first + 1;
+                if range {
+                    while end < cursor.end && times[end] == times[first] {
+                        end += 1;
                     }
-                    to
                 }
-                _ => head,
-            };
-            if retract_to > head {
-                self.update(&columns, head, retract_to - head, group, -1)?;
-                head = retract_to;
+                add.extend(first as u32..end as u32);
+                add_groups.extend(std::iter::repeat_n(cursor.group, end - first));
+                let retract_to = match self.spec.frame {
+                    OverFrame::Rows { preceding: Some(p) } => {
+                        let keep = usize::try_from(p).unwrap_or(usize::MAX).saturating_add(1);
+                        end.saturating_sub(keep).max(cursor.head)
+                    }
+                    OverFrame::Range {
+                        preceding_ms: Some(ms),
+                    } => {
+                        let from = times[first].saturating_sub(ms);
+                        let mut to = cursor.head;
+                        while to < end && times[to] < from {
+                            to += 1;
+                        }
+                        to
+                    }
+                    _ => cursor.head,
+                };
+                retract.extend(cursor.head as u32..retract_to as u32);
+                retract_groups.extend(std::iter::repeat_n(cursor.group, retract_to - cursor.head));
+                cursor.head = retract_to;
+                cursor.next = end;
+                runs.push((first, end));
             }
+            self.update(&columns, &add, &add_groups, 1)?;
+            self.update(&columns, &retract, &retract_groups, -1)?;
+            let groups: Vec<u32> = active.iter().map(|&c| cursors[c].group).collect();
+            let round = rounds.first().map_or(0, Vec::len);
             for (a, accumulator) in self.accumulators.iter().enumerate() {
-                let value =
+                let values =
                     accumulator
-                        .evaluate(&[group])
+                        .evaluate(&groups)
                         .map_err(|source| StreamOpError::Aggregate {
                             operator: OPERATOR,
                             source,
                         })?;
-                for _ in i..end {
-                    results[a].push(Arc::clone(&value));
+                rounds[a].push(values);
+            }
+            for (position, &(first, end)) in runs.iter().enumerate() {
+                for row in first..end {
+                    emitted.push(row as u32);
+                    picks.push((round, position));
                 }
             }
-            partition.last_time = Some(times[end - 1]);
-            i = end;
+            active.retain(|&c| cursors[c].next < cursors[c].end);
         }
-        if bounded {
-            // Keep the accumulated rows for later retraction.
-            let mut frame = VecDeque::new();
-            let all = partition
-                .frame
-                .drain(..)
-                .chain(rows.iter().cloned().map(|r| (0, r)));
-            for (position, (_, row)) in all.enumerate() {
-                if position >= head {
-                    frame.push_back((times[position], row));
-                }
+
+        // The output: the emitted input rows and, per aggregate, the value of their round.
+        let emitted = UInt32Array::from(emitted);
+        let mut output = Vec::with_capacity(self.spec.output_schema.fields().len());
+        for column in &columns {
+            output.push(
+                take(column.as_ref(), &emitted, None)
+                    .map_err(arrow_err(OPERATOR, "gathering output rows"))?,
+            );
+        }
+        for parts in &rounds {
+            let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            output.push(
+                interleave(&parts, &picks)
+                    .map_err(arrow_err(OPERATOR, "assembling aggregate results"))?,
+            );
+        }
+        let data = RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.output_schema),
+            output,
+            &RecordBatchOptions::new().with_row_count(Some(picks.len())),
+        )
+        .map_err(arrow_err(OPERATOR, "assembling an output batch"))?;
+
+        // Keep what bounded frames will retract; note each partition's last time.
+        let bounded = match self.spec.frame {
+            OverFrame::Rows { preceding } => preceding.is_some(),
+            OverFrame::Range { preceding_ms } => preceding_ms.is_some(),
+        };
+        let mut all_rows: Vec<Option<Box<[u8]>>> = all_rows.into_iter().map(Some).collect();
+        for (key, cursor) in order.iter().zip(&cursors) {
+            let Some(partition) = self.partitions.get_mut(key) else {
+                continue;
+            };
+            partition.last_time = Some(times[cursor.end - 1]);
+            if bounded {
+                partition.frame = (cursor.head..cursor.end)
+                    .filter_map(|i| all_rows[i].take().map(|row| (times[i], row)))
+                    .collect();
             }
-            partition.frame = frame;
         }
-        self.partitions.insert(key.into(), partition);
-        Ok(())
+        Ok(ChangelogBatch::insert_only(data))
     }
 
     /// Drops the state no future row can use.
