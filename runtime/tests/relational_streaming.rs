@@ -859,6 +859,108 @@ proptest! {
     }
 }
 
+fn dedup_on_watermark() -> DeduplicateOperator {
+    let spec = DeduplicateSpec::new(dedup_schema(), [0], Keep::First, DedupOrder::EventTime(1))
+        .with_insert_only_on_watermark(true);
+    DeduplicateOperator::new(spec).unwrap()
+}
+
+/// The reference of insert-only keep-first: per key, the earliest timely row (first arrival
+/// among equal times), emitted once the watermark reached it; and the number of late rows.
+fn dedup_on_watermark_reference(steps: &[JoinStep]) -> (Vec<Row>, u64) {
+    let mut watermark = i64::MIN;
+    let mut timely = Vec::new();
+    let mut late = 0;
+    for step in steps {
+        match step {
+            JoinStep::Rows(_, rows) => {
+                for row in rows {
+                    if row[1].unwrap() <= watermark {
+                        late += 1;
+                    } else {
+                        timely.push(row.clone());
+                    }
+                }
+            }
+            JoinStep::Watermark(w) => watermark = watermark.max(*w),
+        }
+    }
+    let chosen = dedup_reference(Keep::First, true, &timely);
+    let emitted = chosen
+        .into_iter()
+        .filter(|r| r[1].unwrap() <= watermark)
+        .collect();
+    (emitted, late)
+}
+
+fn dedup_step(op: &mut DeduplicateOperator, step: &JoinStep) -> Vec<Change> {
+    let mut out = RecordingOutput::default();
+    match step {
+        JoinStep::Rows(_, rows) => op
+            .process_batch(batch(&dedup_schema(), &inserts(rows)), &mut out)
+            .unwrap(),
+        JoinStep::Watermark(w) => op.process_watermark(*w, &mut out).unwrap(),
+    }
+    collected(&out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn keep_first_on_the_watermark_is_insert_only_and_final(steps in join_steps()) {
+        let mut op = dedup_on_watermark();
+        let ctx = context(0, 1);
+        op.open(&ctx).unwrap();
+        let mut all = steps.clone();
+        all.push(JoinStep::Watermark(i64::MAX));
+        let mut output = Vec::new();
+        for (i, step) in all.iter().enumerate() {
+            let changes = dedup_step(&mut op, step);
+            prop_assert!(changes.iter().all(|(k, _)| *k == RowKind::Insert));
+            output.extend(changes.into_iter().map(|(_, row)| row));
+            let (expected, late) = dedup_on_watermark_reference(&all[..=i]);
+            prop_assert_eq!(sorted(output.clone()), expected);
+            prop_assert_eq!(ctx.late_records_dropped(), late);
+        }
+        prop_assert_eq!(op.waiting_rows(), 0);
+    }
+
+    #[test]
+    fn keep_first_on_the_watermark_restores_from_a_snapshot(
+        steps in join_steps(),
+        at in 0usize..24,
+        parallelism in 1usize..=2,
+    ) {
+        let mut batches = Vec::new();
+        let mut watermarks = Vec::new();
+        for step in &steps {
+            match step {
+                JoinStep::Rows(_, rows) => {
+                    batches.push(inserts(rows));
+                    watermarks.push(i64::MIN);
+                }
+                JoinStep::Watermark(w) => {
+                    batches.push(Vec::new());
+                    watermarks.push(*w);
+                }
+            }
+        }
+        batches.push(Vec::new());
+        watermarks.push(i64::MAX);
+        let at = at.min(batches.len() - 1);
+        check_one_input_restore(
+            dedup_on_watermark,
+            &dedup_schema(),
+            &[0],
+            &batches,
+            Some(&watermarks),
+            at,
+            parallelism,
+        )?;
+    }
+}
+
 #[test]
 fn deduplication_rejects_updates() {
     let mut op = dedup_operator(Keep::Last, true);
@@ -870,6 +972,10 @@ fn deduplication_rejects_updates() {
     );
     let err = op.process_batch(update, &mut out).unwrap_err();
     assert!(format!("{err:?}").contains("UpdatingInput"), "{err:?}");
+    let last_on_watermark =
+        DeduplicateSpec::new(dedup_schema(), [0], Keep::Last, DedupOrder::EventTime(1))
+            .with_insert_only_on_watermark(true);
+    assert!(DeduplicateOperator::new(last_on_watermark).is_err());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
 
 use super::join::rows::FixedHashMap;
 use super::stream_op::{
@@ -74,6 +75,11 @@ pub struct DeduplicateSpec {
     pub keep: Keep,
     /// What orders the rows of a key.
     pub order: DedupOrder,
+    /// Keep-first by event time only: hold each key's candidate until the watermark passes its
+    /// time and emit it then, once, so the output is insert-only (Flink's
+    /// `outputInsertOnly=[true]`); rows at or behind the watermark are late and dropped.
+    /// Default: false (emit at once, with updates).
+    pub insert_only_on_watermark: bool,
     /// The schema of the input.
     pub input_schema: SchemaRef,
     /// The output schema: the input's columns.
@@ -92,6 +98,7 @@ impl DeduplicateSpec {
             key_columns: key_columns.into_iter().collect(),
             keep,
             order,
+            insert_only_on_watermark: false,
             output_schema: Arc::clone(&input_schema),
             input_schema,
         }
@@ -102,6 +109,13 @@ impl DeduplicateSpec {
         self.output_schema = output_schema;
         self
     }
+
+    /// Keep-first by event time: emit each key's row once the watermark passes it, insert-only.
+    /// Default: false.
+    pub fn with_insert_only_on_watermark(mut self, on_watermark: bool) -> Self {
+        self.insert_only_on_watermark = on_watermark;
+        self
+    }
 }
 
 /// The row kept for a key.
@@ -109,7 +123,19 @@ impl DeduplicateSpec {
 struct Kept {
     key_group: KeyGroup,
     time: i64,
+    /// Arrival number: orders the candidates waiting for the watermark.
+    seq: u64,
+    /// Whether the row was emitted (always, unless it waits for the watermark).
+    emitted: bool,
     row: Box<[u8]>,
+}
+
+/// One key group's part of a checkpoint.
+#[derive(Serialize, Deserialize)]
+struct KeyGroupState {
+    watermark: i64,
+    /// The kept rows with their arrival numbers and emitted flags, as Arrow IPC.
+    rows: Vec<u8>,
 }
 
 /// Deduplication of an insert-only stream, as Flink's `Deduplicate`: per key, the first or the
@@ -127,20 +153,31 @@ struct Kept {
 ///   times keep the last arrival), else nothing.
 ///
 /// A replacement equal to the kept row emits nothing. The consolidated output always holds,
-/// per key, the row chosen from the input so far. Event-time deduplication here emits at once
-/// and so produces updates (Flink's rowtime deduplication without mini-batch); it drops no rows
-/// as late. Null key values group together.
+/// per key, the row chosen from the input so far. Emitting at once, event-time deduplication
+/// produces updates (Flink's rowtime deduplication) and drops no rows as late.
+///
+/// With [`DeduplicateSpec::insert_only_on_watermark`] (keep first by event time only), a key's
+/// earliest row waits until the watermark reaches its time and is then emitted once as `+I`:
+/// no later row that is not late can be earlier. Rows at or behind the watermark are dropped
+/// and counted with [`OperatorContext::count_late_records`]. Null key values group together.
 ///
 /// # State
 ///
-/// Per key (its canonical encoding): the kept row in Arrow row format and its time. Keys are
-/// never removed (as in Flink without state TTL). Checkpoints hold one blob per key group: the
-/// kept rows as Arrow IPC.
+/// Per key (its canonical encoding): the kept row in Arrow row format, its time, arrival number
+/// and whether it was emitted; with `insert_only_on_watermark` also an index of the rows
+/// waiting for the watermark by (time, arrival). Keys are never removed (as in Flink without
+/// state TTL). Checkpoints hold one blob per key group: the kept rows as Arrow IPC and the
+/// watermark.
 pub struct DeduplicateOperator {
     spec: DeduplicateSpec,
     keys: RowKeys,
     codec: RowCodec,
     kept: FixedHashMap<Box<[u8]>, Kept>,
+    /// Candidates waiting for the watermark: (time, arrival) -> key.
+    waiting: BTreeMap<(i64, u64), Box<[u8]>>,
+    watermark: i64,
+    next_seq: u64,
+    ctx: OperatorContext,
     max_parallelism: u16,
     owned: KeyGroupRange,
 }
@@ -162,11 +199,23 @@ impl DeduplicateOperator {
     /// # Errors
     ///
     /// When a key column does not exist or cannot be a key, the time column is not a
-    /// millisecond timestamp or `BIGINT`, or the output schema is not the input's.
+    /// millisecond timestamp or `BIGINT`, the output schema is not the input's, or
+    /// `insert_only_on_watermark` is asked for anything but keep-first by event time.
     pub fn new(spec: DeduplicateSpec) -> Result<Self, StreamOpError> {
         let keys = RowKeys::new(OPERATOR, "key", &spec.input_schema, &spec.key_columns)?;
         if let DedupOrder::EventTime(column) = spec.order {
             check_time_column(OPERATOR, "time", &spec.input_schema, column)?;
+        }
+        if spec.insert_only_on_watermark
+            && !(spec.keep == Keep::First && matches!(spec.order, DedupOrder::EventTime(_)))
+        {
+            return Err(StreamOpError::InvalidSpec {
+                operator: OPERATOR,
+                reason: format!(
+                    "insert-only output on the watermark needs keep-first by event time, not {:?} by {:?}; the last row of a key is never final",
+                    spec.keep, spec.order
+                ),
+            });
         }
         check_output(
             OPERATOR,
@@ -179,6 +228,10 @@ impl DeduplicateOperator {
             spec,
             keys,
             kept: FixedHashMap::default(),
+            waiting: BTreeMap::new(),
+            watermark: i64::MIN,
+            next_seq: 0,
+            ctx: OperatorContext::new(OPERATOR, 0, 1, DEFAULT_MAX_PARALLELISM),
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             owned: KeyGroupRange::new(0, DEFAULT_MAX_PARALLELISM),
         })
@@ -187,6 +240,11 @@ impl DeduplicateOperator {
     /// The number of keys in state.
     pub fn key_count(&self) -> usize {
         self.kept.len()
+    }
+
+    /// The number of rows waiting for the watermark.
+    pub fn waiting_rows(&self) -> usize {
+        self.waiting.len()
     }
 
     fn process(&mut self, batch: &ChangelogBatch) -> Result<Option<ChangelogBatch>, StreamOpError> {
@@ -207,12 +265,20 @@ impl DeduplicateOperator {
             DedupOrder::EventTime(column) => Some(time_values(OPERATOR, data, column)?),
             DedupOrder::Arrival => None,
         };
+        let on_watermark = self.spec.insert_only_on_watermark;
+        let mut late = 0;
         let mut kinds = Vec::new();
         let mut out: Vec<Box<[u8]>> = Vec::new();
         for i in 0..data.num_rows() {
             let key = self.keys.key(i);
             let row = rows.row(i);
             let time = times.as_ref().map_or(0, |t| t[i]);
+            if on_watermark && time <= self.watermark {
+                late += 1;
+                continue;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
             match self.kept.get_mut(key) {
                 None => {
                     let key_group = key_group_of(key, self.max_parallelism);
@@ -221,11 +287,17 @@ impl DeduplicateOperator {
                         Kept {
                             key_group,
                             time,
+                            seq,
+                            emitted: !on_watermark,
                             row: row.as_ref().into(),
                         },
                     );
-                    kinds.push(RowKind::Insert);
-                    out.push(row.as_ref().into());
+                    if on_watermark {
+                        self.waiting.insert((time, seq), key.into());
+                    } else {
+                        kinds.push(RowKind::Insert);
+                        out.push(row.as_ref().into());
+                    }
                 }
                 Some(kept) => {
                     let replace = match (self.spec.keep, self.spec.order) {
@@ -234,55 +306,121 @@ impl DeduplicateOperator {
                         (Keep::First, DedupOrder::EventTime(_)) => time < kept.time,
                         (Keep::Last, DedupOrder::EventTime(_)) => time >= kept.time,
                     };
-                    if !replace {
+                    if !replace || kept.emitted && on_watermark {
                         continue;
                     }
+                    if on_watermark {
+                        self.waiting.remove(&(kept.time, kept.seq));
+                        self.waiting.insert((time, seq), key.into());
+                    }
                     kept.time = time;
+                    kept.seq = seq;
                     if *kept.row == *row.as_ref() {
                         continue;
                     }
                     let old = std::mem::replace(&mut kept.row, row.as_ref().into());
-                    kinds.extend([RowKind::UpdateBefore, RowKind::UpdateAfter]);
-                    out.extend([old, row.as_ref().into()]);
+                    if !on_watermark {
+                        kinds.extend([RowKind::UpdateBefore, RowKind::UpdateAfter]);
+                        out.extend([old, row.as_ref().into()]);
+                    }
                 }
             }
         }
+        if late > 0 {
+            self.ctx.count_late_records(late);
+        }
+        self.output(&kinds, &out)
+    }
+
+    fn output(
+        &self,
+        kinds: &[RowKind],
+        rows: &[Box<[u8]>],
+    ) -> Result<Option<ChangelogBatch>, StreamOpError> {
         if kinds.is_empty() {
             return Ok(None);
         }
-        let columns = self.codec.decode(out.iter().map(|r| &r[..]))?;
-        output_batch(OPERATOR, &self.spec.output_schema, columns, &kinds).map(Some)
+        let columns = self.codec.decode(rows.iter().map(|r| &r[..]))?;
+        output_batch(OPERATOR, &self.spec.output_schema, columns, kinds).map(Some)
+    }
+
+    /// Emits the waiting rows the watermark has passed.
+    fn advance(&mut self, watermark: i64) -> Result<Option<ChangelogBatch>, StreamOpError> {
+        if watermark <= self.watermark {
+            return Ok(None);
+        }
+        self.watermark = watermark;
+        let mut out: Vec<Box<[u8]>> = Vec::new();
+        while let Some(entry) = self.waiting.first_entry() {
+            if entry.key().0 > watermark {
+                break;
+            }
+            let key = entry.remove();
+            if let Some(kept) = self.kept.get_mut(&key) {
+                kept.emitted = true;
+                out.push(kept.row.clone());
+            }
+        }
+        let kinds = vec![RowKind::Insert; out.len()];
+        self.output(&kinds, &out)
     }
 
     fn snapshot(&self) -> Result<OperatorState, StreamOpError> {
-        let mut by_key_group: BTreeMap<KeyGroup, Vec<&[u8]>> = BTreeMap::new();
+        type Rows<'a> = (Vec<&'a [u8]>, Vec<i64>, Vec<i64>);
+        let mut by_key_group: BTreeMap<KeyGroup, Rows<'_>> = BTreeMap::new();
         for kept in self.kept.values() {
-            by_key_group
-                .entry(kept.key_group)
-                .or_default()
-                .push(&kept.row);
+            let entry = by_key_group.entry(kept.key_group).or_default();
+            entry.0.push(&kept.row);
+            entry.1.push(kept.seq as i64);
+            entry.2.push(i64::from(kept.emitted));
         }
-        let mut state = OperatorState::default();
-        for (key_group, rows) in by_key_group {
+        let fail = |key_group: KeyGroup| {
+            move |e: postcard::Error| StreamOpError::State {
+                operator: OPERATOR,
+                key_group,
+                reason: e.to_string(),
+            }
+        };
+        let mut state = OperatorState {
+            operator: postcard::to_allocvec(&self.watermark).map_err(fail(0))?,
+            ..OperatorState::default()
+        };
+        for (key_group, (rows, seqs, emitted)) in by_key_group {
             let columns = self.codec.decode(rows)?;
-            let blob = write_rows(
+            let rows = write_rows(
                 OPERATOR,
                 key_group,
                 self.codec.schema(),
                 columns,
-                Vec::new(),
+                vec![("__arrival", seqs), ("__emitted", emitted)],
             )?;
+            let blob = postcard::to_allocvec(&KeyGroupState {
+                watermark: self.watermark,
+                rows,
+            })
+            .map_err(fail(key_group))?;
             state.keyed.insert(key_group, blob);
         }
         Ok(state)
     }
 
     fn restore(&mut self, state: &OperatorState) -> Result<(), StreamOpError> {
+        if let Ok(watermark) = postcard::from_bytes::<i64>(&state.operator) {
+            self.watermark = self.watermark.max(watermark);
+        }
         for (&key_group, blob) in &state.keyed {
             if !self.owned.contains(key_group) {
                 continue;
             }
-            let (data, _) = read_rows(OPERATOR, key_group, self.codec.schema(), blob, 0)?;
+            let saved: KeyGroupState =
+                postcard::from_bytes(blob).map_err(|e| StreamOpError::State {
+                    operator: OPERATOR,
+                    key_group,
+                    reason: e.to_string(),
+                })?;
+            self.watermark = self.watermark.max(saved.watermark);
+            let (data, extras) =
+                read_rows(OPERATOR, key_group, self.codec.schema(), &saved.rows, 2)?;
             self.keys.encode(&data)?;
             let rows = self.codec.encode(&data)?;
             let times = match self.spec.order {
@@ -290,11 +428,20 @@ impl DeduplicateOperator {
                 DedupOrder::Arrival => None,
             };
             for i in 0..data.num_rows() {
+                let key = self.keys.key(i);
+                let (seq, emitted) = (extras[0][i] as u64, extras[1][i] != 0);
+                let time = times.as_ref().map_or(0, |t| t[i]);
+                if !emitted {
+                    self.waiting.insert((time, seq), key.into());
+                }
+                self.next_seq = self.next_seq.max(seq + 1);
                 self.kept.insert(
-                    self.keys.key(i).into(),
+                    key.into(),
                     Kept {
                         key_group,
-                        time: times.as_ref().map_or(0, |t| t[i]),
+                        time,
+                        seq,
+                        emitted,
                         row: rows.row(i).as_ref().into(),
                     },
                 );
@@ -309,6 +456,7 @@ impl Operator for DeduplicateOperator {
     type Out = ChangelogBatch;
 
     fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
+        self.ctx = ctx.clone();
         self.max_parallelism = ctx.max_parallelism();
         self.owned = ctx.key_group_range();
         Ok(())
@@ -323,6 +471,17 @@ impl Operator for DeduplicateOperator {
             Some(changes) => out.collect(changes),
             None => Ok(()),
         }
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut dyn Output<ChangelogBatch>,
+    ) -> Result<(), TaskError> {
+        if let Some(rows) = self.advance(watermark)? {
+            out.collect(rows)?;
+        }
+        out.emit_watermark(watermark)
     }
 
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
