@@ -759,6 +759,23 @@ fn interval_join_rejects_updates_and_bad_specs() {
     assert!(IntervalJoinOperator::new(semi).is_err());
 }
 
+#[test]
+fn interval_join_holds_its_output_watermark_back_by_the_interval() {
+    for (lower, upper, delay) in [(-5, 2, 5), (1, 7, 7), (2, 3, 3), (-4, -1, 4)] {
+        let mut op = join_operator(JoinCase {
+            join_type: JoinType::Full,
+            lower,
+            upper,
+            filtered: false,
+        });
+        op.open(&context(0, 1)).unwrap();
+        let mut out = RecordingOutput::default();
+        op.process_watermark(100, &mut out).unwrap();
+        op.process_watermark(i64::MAX, &mut out).unwrap();
+        assert_eq!(out.watermarks, vec![100 - delay, i64::MAX]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Deduplication
 // ---------------------------------------------------------------------------------------------

@@ -241,6 +241,9 @@ impl SideState {
 /// the input watermark, so the operator holds its output watermark back by that much (the
 /// maximum watermark, the end of input, passes unchanged).
 ///
+/// Both bounds are inclusive; the planner turns a strict bound (`l.ts < r.ts + 10`) into an
+/// inclusive one by one millisecond (`upper_ms = 9`).
+///
 /// # State
 ///
 /// Per side and join key (its canonical encoding): the rows that can still match, in Arrow row
