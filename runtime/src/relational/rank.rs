@@ -438,9 +438,9 @@ impl RankOperator {
             let before = partition.before.take().unwrap_or_default();
             let after = partition.range(skip, take);
             if self.spec.rank_column {
-                let first_rank = self.spec.start as i64;
+                let first_rank = i64::try_from(self.spec.start).unwrap_or(i64::MAX);
                 for position in 0..before.len().max(after.len()) {
-                    let rank = first_rank + position as i64;
+                    let rank = first_rank.saturating_add(position as i64);
                     match (before.get(position), after.get(position)) {
                         (Some(old), Some(new)) if old.0 != new.0 => {
                             kinds.extend([RowKind::UpdateBefore, RowKind::UpdateAfter]);
