@@ -27,7 +27,7 @@ use crate::relational::scalar::ScalarValue;
 
 /// Why an accumulator update failed.
 #[derive(Debug)]
-pub(super) enum AccumulatorError {
+pub(crate) enum AccumulatorError {
     /// A retraction of a value the group never accumulated; the operator names the group.
     UnknownValue {
         /// The group index.
@@ -45,7 +45,7 @@ impl From<AggregateError> for AccumulatorError {
 
 /// One group's accumulator state in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) enum AccumulatorState {
+pub(crate) enum AccumulatorState {
     /// A count.
     Count(i64),
     /// An exact sum and the number of values in it.
@@ -78,7 +78,7 @@ pub(super) enum AccumulatorState {
 }
 
 /// The state of one aggregate call for every group.
-pub(super) trait GroupsAccumulator: Send + fmt::Debug {
+pub(crate) trait GroupsAccumulator: Send + fmt::Debug {
     /// Makes room for group indices below `groups`; new groups are empty.
     fn resize(&mut self, groups: usize);
 
@@ -104,7 +104,7 @@ pub(super) trait GroupsAccumulator: Send + fmt::Debug {
 }
 
 /// Builds the accumulator of `call`, checking its arguments and declared result type.
-pub(super) fn create_accumulator(
+pub(crate) fn create_accumulator(
     call: &AggregateCall,
     label: &str,
     arg_types: &[DataType],

@@ -85,6 +85,10 @@ use crate::keys::KeyError;
 
 pub use operator::GroupAggregateOperator;
 
+pub(crate) use accumulator::{
+    AccumulatorError, AccumulatorState, GroupsAccumulator, create_accumulator,
+};
+
 /// Which aggregate function an [`AggregateCall`] computes.
 #[derive(Debug, Clone)]
 pub enum AggregateKind {
