@@ -408,6 +408,7 @@ pub fn join(
         on,
         filter,
         null_equals_null: false,
+        interval: None,
         schema: Arc::new(schema),
     }))
 }
@@ -637,4 +638,243 @@ pub fn alias(input: PlanRef, alias: &str) -> LogicalPlan {
         alias: alias.to_owned(),
         schema,
     })
+}
+
+/// The position of `expr` in `schema` when it is a bare column, or an error naming `what`.
+fn column_position(
+    expr: &Expr,
+    schema: &PlanSchema,
+    what: &str,
+    operation: &str,
+) -> Result<usize, PlanError> {
+    match expr.unalias() {
+        Expr::Column(c) => schema.index_of(c, operation),
+        other => Err(PlanError::invalid(
+            operation,
+            format!("{what} must be a column, not `{other}`; add it as a column first"),
+        )),
+    }
+}
+
+/// The position of the event-time column `expr`, which must be a time attribute.
+fn time_position(expr: &Expr, schema: &PlanSchema, operation: &str) -> Result<usize, PlanError> {
+    let position = column_position(expr, schema, "the time column", operation)?;
+    if schema.field(position).time != Some(crate::schema::TimeAttribute::EventTime) {
+        return Err(PlanError::invalid(
+            operation,
+            format!(
+                "`{expr}` is not an event-time attribute; declare it with with_watermark on the source (arithmetic on a time attribute makes it a plain timestamp)"
+            ),
+        ));
+    }
+    Ok(position)
+}
+
+/// Fails unless `input` is insert-only (in streaming mode), naming the node producing updates.
+fn insert_only(input: &LogicalPlan, operation: &str, hint: &str) -> Result<(), PlanError> {
+    match crate::changelog::updating_producer(input, false) {
+        Some(producer) => Err(PlanError::UpdatingInput {
+            consumer: operation.to_owned(),
+            producer,
+            hint: hint.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Top-N: the first `n` rows of each partition of `partition_by` in `order`, with the row
+/// number as the column `rank_column` when given.
+pub fn top_n(
+    input: PlanRef,
+    partition_by: Vec<Expr>,
+    order: Vec<SortExpr>,
+    n: u64,
+    rank_column: Option<&str>,
+    operation: &str,
+) -> Result<LogicalPlan, PlanError> {
+    let schema = input.schema();
+    if n == 0 {
+        return Err(PlanError::invalid(operation, "n must be at least 1"));
+    }
+    if order.is_empty() {
+        return Err(PlanError::invalid(
+            operation,
+            "a Top-N needs an order; give at least one sort key",
+        ));
+    }
+    let partition_by = partition_by
+        .iter()
+        .map(|e| column_position(e, schema, "a partition key", operation))
+        .collect::<Result<Vec<_>, _>>()?;
+    let order = order
+        .iter()
+        .map(|k| {
+            Ok((
+                column_position(&k.expr, schema, "a sort key", operation)?,
+                k.ascending,
+                k.nulls_first,
+            ))
+        })
+        .collect::<Result<Vec<_>, PlanError>>()?;
+    let mut fields = schema.fields().to_vec();
+    if let Some(name) = rank_column {
+        fields.push(PlanField::new(name, DataType::Int64, false));
+    }
+    let out = PlanSchema::new(fields);
+    check_unique_names(&out, operation)?;
+    Ok(LogicalPlan::TopN(crate::plan::TopN {
+        input,
+        partition_by,
+        order,
+        n,
+        rank_column: rank_column.map(str::to_owned),
+        schema: Arc::new(out),
+    }))
+}
+
+/// Deduplication: the first or last row per `keys`, by arrival or by the event-time column
+/// `time`. The input must be insert-only.
+pub fn deduplicate(
+    input: PlanRef,
+    keys: Vec<Expr>,
+    keep: crate::plan::KeepRow,
+    time: Option<Expr>,
+    operation: &str,
+) -> Result<LogicalPlan, PlanError> {
+    let schema = input.schema();
+    insert_only(
+        &input,
+        operation,
+        "deduplicate an insert-only table, e.g. before the aggregate",
+    )?;
+    if keys.is_empty() {
+        return Err(PlanError::invalid(
+            operation,
+            "deduplication needs at least one key column",
+        ));
+    }
+    let keys = keys
+        .iter()
+        .map(|e| column_position(e, schema, "a key", operation))
+        .collect::<Result<Vec<_>, _>>()?;
+    let time = time
+        .map(|t| time_position(&t, schema, operation))
+        .transpose()?;
+    Ok(LogicalPlan::Deduplicate(crate::plan::Deduplicate {
+        input,
+        keys,
+        keep,
+        time,
+    }))
+}
+
+/// `aggregates OVER (PARTITION BY partition_by ORDER BY time frame)`: each input row with the
+/// aggregates over its frame. The input must be insert-only; `time` an event-time attribute.
+pub fn over_aggregate(
+    input: PlanRef,
+    partition_by: Vec<Expr>,
+    time: Expr,
+    frame: crate::plan::OverWindow,
+    aggregates: Vec<Expr>,
+    operation: &str,
+) -> Result<LogicalPlan, PlanError> {
+    let schema = input.schema();
+    insert_only(&input, operation, "OVER aggregates read insert-only tables")?;
+    let partition_by = partition_by
+        .iter()
+        .map(|e| column_position(e, schema, "a partition key", operation))
+        .collect::<Result<Vec<_>, _>>()?;
+    let time = time_position(&time, schema, operation)?;
+    if aggregates.is_empty() {
+        return Err(PlanError::invalid(operation, "give at least one aggregate"));
+    }
+    let mut fields = schema.fields().to_vec();
+    for a in &aggregates {
+        match a.unalias() {
+            Expr::Aggregate {
+                func: crate::expr::AggregateFunction::User(_),
+                ..
+            } => {
+                return Err(PlanError::unsupported(
+                    operation,
+                    format!("the user aggregate `{a}` over a window frame"),
+                ));
+            }
+            Expr::Aggregate { args, filter, .. } => {
+                let nested: Vec<&Expr> = args.iter().chain(filter.as_deref()).collect();
+                no_aggregates(&nested, operation)?;
+            }
+            _ => {
+                return Err(PlanError::invalid(
+                    operation,
+                    format!("`{a}` is not an aggregate; OVER computes aggregates only"),
+                ));
+            }
+        }
+        let (t, n) = infer(a, schema, operation)?;
+        fields.push(PlanField::new(a.output_name(), t, n));
+    }
+    let out = PlanSchema::new(fields);
+    check_unique_names(&out, operation)?;
+    Ok(LogicalPlan::OverAggregate(crate::plan::OverAggregate {
+        input,
+        partition_by,
+        time,
+        frame,
+        aggregates,
+        schema: Arc::new(out),
+    }))
+}
+
+/// An interval join: `left JOIN right ON condition AND right_time + lower <= left_time <=
+/// right_time + upper`, both inputs insert-only and both times event-time attributes. The
+/// condition needs at least one equality between the sides.
+#[allow(clippy::too_many_arguments)]
+pub fn interval_join(
+    left: PlanRef,
+    right: PlanRef,
+    kind: JoinKind,
+    condition: Expr,
+    left_time: Expr,
+    right_time: Expr,
+    lower_ms: i64,
+    upper_ms: i64,
+    operation: &str,
+) -> Result<LogicalPlan, PlanError> {
+    if !matches!(
+        kind,
+        JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full
+    ) {
+        return Err(PlanError::unsupported(
+            operation,
+            format!("a {} interval join", kind.name()),
+        ));
+    }
+    if lower_ms > upper_ms {
+        return Err(PlanError::invalid(
+            operation,
+            format!("the interval [{lower_ms} ms, {upper_ms} ms] is empty; give lower <= upper"),
+        ));
+    }
+    let hint = "interval joins read insert-only tables; join updating tables with join()";
+    insert_only(&left, operation, hint)?;
+    insert_only(&right, operation, hint)?;
+    let left_time = time_position(&left_time, left.schema(), operation)?;
+    let right_time = time_position(&right_time, right.schema(), operation)?;
+    let LogicalPlan::Join(mut join) = join(left, right, kind, Some(condition), operation)? else {
+        unreachable!("join builds a join")
+    };
+    if join.on.is_empty() {
+        return Err(PlanError::invalid(
+            operation,
+            "an interval join needs an equality between the two sides in its condition",
+        ));
+    }
+    join.interval = Some(crate::plan::JoinInterval {
+        left_time,
+        right_time,
+        lower_ms,
+        upper_ms,
+    });
+    Ok(LogicalPlan::Join(join))
 }

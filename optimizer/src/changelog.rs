@@ -59,6 +59,8 @@ pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
         LogicalPlan::Aggregate(_) => ChangelogMode::Retract,
         // Groups of a distinct never change once emitted, unless its input retracts.
         LogicalPlan::Distinct(_) => ChangelogMode::InsertOnly,
+        // Matches of an interval join are final once the watermark passes their interval.
+        LogicalPlan::Join(j) if j.interval.is_some() => ChangelogMode::InsertOnly,
         LogicalPlan::Join(j) => match j.kind {
             JoinKind::Inner | JoinKind::Semi => ChangelogMode::InsertOnly,
             _ => ChangelogMode::Retract,
@@ -67,6 +69,12 @@ pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
             SetOpKind::Intersect => ChangelogMode::InsertOnly,
             SetOpKind::Except => ChangelogMode::Retract,
         },
+        LogicalPlan::TopN(_) => ChangelogMode::Retract,
+        LogicalPlan::Deduplicate(d) => match d.keep {
+            crate::plan::KeepRow::First => ChangelogMode::InsertOnly,
+            crate::plan::KeepRow::Last => ChangelogMode::Retract,
+        },
+        LogicalPlan::OverAggregate(_) => ChangelogMode::InsertOnly,
         LogicalPlan::Projection(_)
         | LogicalPlan::Filter(_)
         | LogicalPlan::Union(_)

@@ -67,6 +67,24 @@ pub fn unique_keys(plan: &LogicalPlan) -> Vec<Key> {
             }
         }
         LogicalPlan::Join(j) => join_keys(j),
+        LogicalPlan::TopN(t) => {
+            let mut keys = unique_keys(&t.input);
+            if t.rank_column.is_some() {
+                let mut key = t.partition_by.clone();
+                key.push(t.schema.len() - 1);
+                keys.push(key);
+            }
+            if t.n <= 1 {
+                keys.push(t.partition_by.clone());
+            }
+            keys
+        }
+        LogicalPlan::Deduplicate(d) => {
+            let mut keys = unique_keys(&d.input);
+            keys.push(d.keys.clone());
+            keys
+        }
+        LogicalPlan::OverAggregate(o) => unique_keys(&o.input),
     };
     minimal(keys)
 }

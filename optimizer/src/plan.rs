@@ -127,7 +127,88 @@ pub struct Join {
     pub filter: Option<Expr>,
     /// When set, `on` equalities also match two nulls (`IS NOT DISTINCT FROM`).
     pub null_equals_null: bool,
+    /// For an interval join: the time bounds between the two sides' event-time columns.
+    pub interval: Option<JoinInterval>,
     /// The output schema.
+    pub schema: PlanSchemaRef,
+}
+
+/// The time bounds of an interval join: `right_time + lower_ms <= left_time <= right_time +
+/// upper_ms`, both columns event-time attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinInterval {
+    /// The left side's event-time column, by position in the left schema.
+    pub left_time: usize,
+    /// The right side's event-time column, by position in the right schema.
+    pub right_time: usize,
+    /// The lower bound in milliseconds.
+    pub lower_ms: i64,
+    /// The upper bound in milliseconds.
+    pub upper_ms: i64,
+}
+
+/// `ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..) <= n`: the first `n` rows of each partition.
+#[derive(Debug, Clone)]
+pub struct TopN {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// The partition columns, by position in the input.
+    pub partition_by: Vec<usize>,
+    /// The order within a partition: (column position, ascending, nulls first).
+    pub order: Vec<(usize, bool, bool)>,
+    /// How many rows per partition.
+    pub n: u64,
+    /// The name of the row-number column, when the output has one.
+    pub rank_column: Option<String>,
+    /// The output schema.
+    pub schema: PlanSchemaRef,
+}
+
+/// Which row of each key a [`Deduplicate`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepRow {
+    /// The first.
+    First,
+    /// The last.
+    Last,
+}
+
+/// One row per key: the first or the last by arrival or by an event-time column.
+#[derive(Debug, Clone)]
+pub struct Deduplicate {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// The key columns, by position.
+    pub keys: Vec<usize>,
+    /// First or last.
+    pub keep: KeepRow,
+    /// The event-time column ordering the rows, or `None` for arrival order.
+    pub time: Option<usize>,
+}
+
+/// The frame of an [`OverAggregate`], up to the current row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverWindow {
+    /// `ROWS BETWEEN n PRECEDING AND CURRENT ROW` (`None`: unbounded).
+    Rows(Option<u64>),
+    /// `RANGE BETWEEN INTERVAL ms PRECEDING AND CURRENT ROW` (`None`: unbounded).
+    Range(Option<i64>),
+}
+
+/// `agg(..) OVER (PARTITION BY .. ORDER BY time <frame>)` for each row.
+#[derive(Debug, Clone)]
+pub struct OverAggregate {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// The partition columns, by position.
+    pub partition_by: Vec<usize>,
+    /// The event-time column, by position.
+    pub time: usize,
+    /// The frame.
+    pub frame: OverWindow,
+    /// The aggregates, each aliased to its output name.
+    pub aggregates: Vec<Expr>,
+    /// The output schema: the input's columns, then one per aggregate.
     pub schema: PlanSchemaRef,
 }
 
@@ -240,6 +321,12 @@ pub enum LogicalPlan {
     Limit(Limit),
     /// A table function per row.
     Correlate(Correlate),
+    /// Top-N per partition.
+    TopN(TopN),
+    /// One row per key.
+    Deduplicate(Deduplicate),
+    /// Aggregates over a frame of preceding rows, per row.
+    OverAggregate(OverAggregate),
     /// A table alias.
     SubqueryAlias(SubqueryAlias),
 }
@@ -261,6 +348,9 @@ impl LogicalPlan {
             LogicalPlan::Limit(l) => l.input.schema(),
             LogicalPlan::Correlate(c) => &c.schema,
             LogicalPlan::SubqueryAlias(a) => &a.schema,
+            LogicalPlan::TopN(t) => &t.schema,
+            LogicalPlan::Deduplicate(d) => d.input.schema(),
+            LogicalPlan::OverAggregate(o) => &o.schema,
         }
     }
 
@@ -275,6 +365,9 @@ impl LogicalPlan {
             | LogicalPlan::Sort(Sort { input, .. })
             | LogicalPlan::Limit(Limit { input, .. })
             | LogicalPlan::Correlate(Correlate { input, .. })
+            | LogicalPlan::TopN(TopN { input, .. })
+            | LogicalPlan::Deduplicate(Deduplicate { input, .. })
+            | LogicalPlan::OverAggregate(OverAggregate { input, .. })
             | LogicalPlan::SubqueryAlias(SubqueryAlias { input, .. }) => vec![input],
             LogicalPlan::Join(Join { left, right, .. })
             | LogicalPlan::SetOperation(SetOperation { left, right, .. }) => vec![left, right],
@@ -305,6 +398,9 @@ impl LogicalPlan {
             LogicalPlan::Limit(_) => "Limit".into(),
             LogicalPlan::Correlate(c) => format!("Correlate({})", c.kind.name()),
             LogicalPlan::SubqueryAlias(a) => format!("Alias({})", a.alias),
+            LogicalPlan::TopN(_) => "TopN".into(),
+            LogicalPlan::Deduplicate(_) => "Deduplicate".into(),
+            LogicalPlan::OverAggregate(_) => "OverAggregate".into(),
         }
     }
 
@@ -339,10 +435,21 @@ impl LogicalPlan {
                         .map(|(l, r)| format!("{l} = {r}"))
                         .collect::<Vec<_>>()
                         .join(", ");
-                match &j.filter {
+                let mut text = match &j.filter {
                     Some(f) => format!("Join({}): on=[{on}] filter={f}", j.kind.name()),
                     None => format!("Join({}): on=[{on}]", j.kind.name()),
+                };
+                if let Some(i) = &j.interval {
+                    text.push_str(&format!(
+                        " interval=[{} + {} ms <= {} <= {} + {} ms]",
+                        j.right.schema().field(i.right_time).name,
+                        i.lower_ms,
+                        j.left.schema().field(i.left_time).name,
+                        j.right.schema().field(i.right_time).name,
+                        i.upper_ms
+                    ));
                 }
+                text
             }
             LogicalPlan::Union(_) => "Union".into(),
             LogicalPlan::SetOperation(_) => self.name(),
@@ -381,6 +488,58 @@ impl LogicalPlan {
                 list(&c.args)
             ),
             LogicalPlan::SubqueryAlias(a) => format!("Alias: {}", a.alias),
+            LogicalPlan::TopN(t) => {
+                let input = t.input.schema();
+                let order = t
+                    .order
+                    .iter()
+                    .map(|&(c, asc, nulls_first)| {
+                        format!(
+                            "{} {}{}",
+                            input.field(c).name,
+                            if asc { "ASC" } else { "DESC" },
+                            if nulls_first {
+                                " NULLS FIRST"
+                            } else {
+                                " NULLS LAST"
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "TopN: partition=[{}] order=[{order}] n={}{}",
+                    names(input, &t.partition_by),
+                    t.n,
+                    t.rank_column
+                        .as_ref()
+                        .map(|r| format!(" rownum={r}"))
+                        .unwrap_or_default()
+                )
+            }
+            LogicalPlan::Deduplicate(d) => format!(
+                "Deduplicate: keys=[{}] keep={} order={}",
+                names(d.input.schema(), &d.keys),
+                match d.keep {
+                    KeepRow::First => "first",
+                    KeepRow::Last => "last",
+                },
+                d.time
+                    .map(|t| d.input.schema().field(t).name.clone())
+                    .unwrap_or_else(|| "arrival".into())
+            ),
+            LogicalPlan::OverAggregate(o) => format!(
+                "OverAggregate: partition=[{}] order=[{}] frame={} aggregates=[{}]",
+                names(o.input.schema(), &o.partition_by),
+                o.input.schema().field(o.time).name,
+                match o.frame {
+                    OverWindow::Rows(None) => "ROWS UNBOUNDED PRECEDING".to_owned(),
+                    OverWindow::Rows(Some(n)) => format!("ROWS {n} PRECEDING"),
+                    OverWindow::Range(None) => "RANGE UNBOUNDED PRECEDING".to_owned(),
+                    OverWindow::Range(Some(ms)) => format!("RANGE {ms} ms PRECEDING"),
+                },
+                list(&o.aggregates)
+            ),
         }
     }
 
@@ -402,6 +561,15 @@ impl LogicalPlan {
             input.write_tree(out, depth + 1, schemas);
         }
     }
+}
+
+/// The names of the columns at `columns`, comma-separated.
+fn names(schema: &crate::schema::PlanSchema, columns: &[usize]) -> String {
+    columns
+        .iter()
+        .map(|&c| schema.field(c).name.clone())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for LogicalPlan {

@@ -36,15 +36,16 @@ pub use dsl::*;
 pub use env::{ChangelogFormat, TableConfig, TableEnv};
 pub use error::TableError;
 pub use rivulet_optimizer::PlanError;
+pub use rivulet_optimizer::plan::{JoinKind, KeepRow, OverWindow};
 pub use statement::{StatementSet, TableSinkTarget};
-pub use table::{GroupedTable, Table};
+pub use table::{GroupedTable, Table, TimeBounds};
 
 /// The names most table programs use.
 pub mod prelude {
     pub use crate::dsl::*;
     pub use crate::{
-        ChangelogFormat, GroupedTable, PlanError, StatementSet, Table, TableConfig, TableEnv,
-        TableError, TableSinkTarget,
+        ChangelogFormat, GroupedTable, JoinKind, KeepRow, OverWindow, PlanError, StatementSet,
+        Table, TableConfig, TableEnv, TableError, TableSinkTarget, TimeBounds,
     };
     pub use rivulet_optimizer::{ChangelogMode, Expr};
     pub use rivulet_runtime::relational::BadDataPolicy;

@@ -8,7 +8,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, SchemaRef};
 use rivulet_optimizer::changelog::{changelog_mode, updating_producer};
 use rivulet_optimizer::physical::{PhysicalPlanner, PlannerConfig, bounded};
-use rivulet_optimizer::plan::{JoinKind, LogicalPlan, Scan, SetOpKind};
+use rivulet_optimizer::plan::{JoinKind, KeepRow, LogicalPlan, OverWindow, Scan, SetOpKind};
 use rivulet_optimizer::source::TableUdfRef;
 use rivulet_optimizer::{ChangelogMode, Column, Expr, PlanError, PlanSchema, SortExpr, builder};
 use rivulet_runtime::relational::changelog::consolidate;
@@ -459,6 +459,126 @@ impl Table {
         )?))
     }
 
+    /// Top-N: the first `n` rows of each partition in `order` (`ROW_NUMBER() OVER (PARTITION BY
+    /// .. ORDER BY ..) <= n`), ties kept in arrival order. In streaming mode the result is
+    /// updating: rows leave the top as better ones arrive. Without a row-number column only
+    /// rows entering or leaving the top are emitted (Flink's cheaper variant); see
+    /// [`Table::top_n_with_row_number`].
+    ///
+    /// # Errors
+    /// A key that is not a column of the table, an empty order, or `n` of 0.
+    pub fn top_n(
+        &self,
+        partition_by: impl IntoIterator<Item = impl Into<Expr>>,
+        order: impl IntoIterator<Item = SortExpr>,
+        n: u64,
+    ) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::top_n(
+            Arc::clone(&self.plan),
+            exprs(partition_by),
+            order.into_iter().collect(),
+            n,
+            None,
+            "top_n",
+        )?))
+    }
+
+    /// As [`Table::top_n`], with each row's number in its partition (1 to `n`) as the last
+    /// column, named `row_number`; a row whose number changes is retracted and emitted again.
+    pub fn top_n_with_row_number(
+        &self,
+        partition_by: impl IntoIterator<Item = impl Into<Expr>>,
+        order: impl IntoIterator<Item = SortExpr>,
+        n: u64,
+        row_number: &str,
+    ) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::top_n(
+            Arc::clone(&self.plan),
+            exprs(partition_by),
+            order.into_iter().collect(),
+            n,
+            Some(row_number),
+            "top_n_with_row_number",
+        )?))
+    }
+
+    /// Deduplication: one row per `keys`, the first or the last, by arrival (`time` `None`,
+    /// processing time) or by the event-time column `time`. Keep-first is insert-only (by event
+    /// time each key's row is emitted once the watermark passes it); keep-last updates the
+    /// key's row as later rows arrive.
+    ///
+    /// # Errors
+    /// An updating input, a key that is not a column, or a `time` that is not an event-time
+    /// attribute.
+    pub fn deduplicate(
+        &self,
+        keys: impl IntoIterator<Item = impl Into<Expr>>,
+        keep: KeepRow,
+        time: Option<Expr>,
+    ) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::deduplicate(
+            Arc::clone(&self.plan),
+            exprs(keys),
+            keep,
+            time,
+            "deduplicate",
+        )?))
+    }
+
+    /// OVER aggregation: each row with `aggregates` over the rows of its partition up to it in
+    /// event-time order, within `frame` (`ROWS`/`RANGE .. PRECEDING AND CURRENT ROW`). Rows are
+    /// emitted, insert-only, once the watermark passes them; late rows are dropped and counted.
+    ///
+    /// # Errors
+    /// An updating input, a `time` that is not an event-time attribute, or an argument that is
+    /// not an aggregate.
+    pub fn over(
+        &self,
+        partition_by: impl IntoIterator<Item = impl Into<Expr>>,
+        time: impl Into<Expr>,
+        frame: OverWindow,
+        aggregates: impl IntoIterator<Item = impl Into<Expr>>,
+    ) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::over_aggregate(
+            Arc::clone(&self.plan),
+            exprs(partition_by),
+            time.into(),
+            frame,
+            exprs(aggregates),
+            "over",
+        )?))
+    }
+
+    /// An interval join: rows of both tables equal on the `condition`'s equalities whose
+    /// event times satisfy `bounds` (`right_time + lower <= left_time <= right_time + upper`).
+    /// Both tables must be insert-only, and so is the result; state is freed as the watermark
+    /// passes the interval. `kind` is inner, left, right or full (an outer row is emitted
+    /// padded once the watermark shows it can no longer match).
+    ///
+    /// # Errors
+    /// An updating input, a time column that is not an event-time attribute, a condition with
+    /// no equality between the tables, or an empty interval.
+    pub fn interval_join(
+        &self,
+        other: &Table,
+        kind: JoinKind,
+        condition: impl Into<Expr>,
+        bounds: TimeBounds,
+    ) -> Result<Table, PlanError> {
+        self.check_env(other, "interval_join")?;
+        Ok(self.derive(builder::interval_join(
+            Arc::clone(&self.plan),
+            Arc::clone(&other.plan),
+            kind,
+            condition.into(),
+            bounds.left_time,
+            bounds.right_time,
+            bounds.lower_ms,
+            bounds.upper_ms,
+            "interval_join",
+        )?))
+    }
+
     /// `CROSS JOIN UNNEST(array) AS t(names)`: each row joined with each element of its array
     /// (`LIST`) column, named `names[0]`, or each entry of a map column, named `names[0]` and
     /// `names[1]`; without names they are `value` (and `key`, `value`). A null or empty array
@@ -717,7 +837,14 @@ fn check_fields<T: DeserializeOwned>(
 fn compatible(field: &Field, column: &arrow::datatypes::DataType) -> bool {
     use arrow::datatypes::DataType as T;
     let string = |t: &T| matches!(t, T::Utf8 | T::LargeUtf8 | T::Utf8View);
-    field.data_type() == column || (string(field.data_type()) && string(column))
+    // An `i64` field reads a millisecond timestamp as epoch milliseconds, as an event-time
+    // column declared on an `i64` field of typed records became one.
+    let millis = matches!(field.data_type(), T::Int64)
+        && matches!(
+            column,
+            T::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _)
+        );
+    field.data_type() == column || (string(field.data_type()) && string(column)) || millis
 }
 
 /// Turns typed record batches into Arrow batches.
@@ -897,5 +1024,48 @@ impl GroupedTable {
             exprs(select),
             "select",
         )?))
+    }
+}
+
+/// The time condition of an interval join: `right_time + lower_ms <= left_time <= right_time +
+/// upper_ms`.
+#[derive(Debug, Clone)]
+pub struct TimeBounds {
+    left_time: Expr,
+    right_time: Expr,
+    lower_ms: i64,
+    upper_ms: i64,
+}
+
+impl TimeBounds {
+    /// `left_time BETWEEN right_time + lower AND right_time + upper` (`lower` and `upper` may be
+    /// negative, e.g. `-3_600_000` for an hour before).
+    pub fn between(
+        left_time: impl Into<Expr>,
+        right_time: impl Into<Expr>,
+        lower: std::time::Duration,
+        upper: std::time::Duration,
+    ) -> Self {
+        Self::between_ms(
+            left_time,
+            right_time,
+            i64::try_from(lower.as_millis()).unwrap_or(i64::MAX),
+            i64::try_from(upper.as_millis()).unwrap_or(i64::MAX),
+        )
+    }
+
+    /// As [`TimeBounds::between`], with signed bounds in milliseconds.
+    pub fn between_ms(
+        left_time: impl Into<Expr>,
+        right_time: impl Into<Expr>,
+        lower_ms: i64,
+        upper_ms: i64,
+    ) -> Self {
+        TimeBounds {
+            left_time: left_time.into(),
+            right_time: right_time.into(),
+            lower_ms,
+            upper_ms,
+        }
     }
 }

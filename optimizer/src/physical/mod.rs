@@ -175,6 +175,9 @@ impl<'a> PhysicalPlanner<'a> {
                 }
                 _ => self.sort(&l.input, &[], l.skip, l.fetch),
             },
+            LogicalPlan::TopN(t) => self.lower_top_n(t),
+            LogicalPlan::Deduplicate(d) => self.lower_deduplicate(d),
+            LogicalPlan::OverAggregate(o) => self.lower_over(o),
             LogicalPlan::Correlate(c) => {
                 let stream = self.lower(&c.input)?;
                 let args = c

@@ -1,14 +1,18 @@
-//! Lowering the stateful relational nodes: aggregates, distinct, joins and set operations.
+//! Lowering the stateful relational nodes: aggregates, distinct, joins (regular and interval),
+//! set operations, Top-N, deduplication and OVER aggregates.
 
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use rivulet_runtime::exchange::ArrowKeySelector;
+use rivulet_runtime::relational::dedup::{DedupOrder, DeduplicateOperator, DeduplicateSpec, Keep};
 use rivulet_runtime::relational::join::{JoinMode, JoinOperator, JoinSpec, JoinType};
+use rivulet_runtime::relational::over::{OverAggregateOperator, OverAggregateSpec, OverFrame};
+use rivulet_runtime::relational::rank::{RankOperator, RankSpec, SortKey as RankKey};
 use rivulet_runtime::relational::set_op::{SetOpOperator, SetOpType};
 use rivulet_runtime::relational::{
     AggregateCall, AggregateKind, EmitMode, GroupAggregateOperator, GroupAggregateSpec,
-    PhysicalExprRef,
+    IntervalJoinOperator, IntervalJoinSpec, PhysicalExprRef,
 };
 use rivulet_runtime::{ChangelogBatch, Stream};
 
@@ -16,7 +20,10 @@ use super::{PhysicalPlanner, create_physical_expr};
 use crate::error::PlanError;
 use crate::expr::typing::{common_type, infer};
 use crate::expr::{AggregateFunction, Column, Expr};
-use crate::plan::{Aggregate, Join, JoinKind, LogicalPlan, SetOpKind, SetOperation};
+use crate::plan::{
+    Aggregate, Deduplicate, Join, JoinKind, KeepRow, LogicalPlan, OverAggregate, OverWindow,
+    SetOpKind, SetOperation, TopN,
+};
 use crate::schema::{PlanField, PlanSchema};
 
 type PlanRef = Arc<LogicalPlan>;
@@ -233,6 +240,71 @@ impl PhysicalPlanner<'_> {
             }
         };
         let output_schema: SchemaRef = Arc::new(Schema::new(output_fields));
+        let out = match &join.interval {
+            Some(interval) => {
+                let mut spec = IntervalJoinSpec::new(
+                    join_type,
+                    ls_ext.to_arrow(),
+                    rs_ext.to_arrow(),
+                    Arc::clone(&output_schema),
+                )
+                .with_keys(left_keys.clone(), right_keys.clone())
+                .with_interval(
+                    interval.left_time,
+                    interval.right_time,
+                    interval.lower_ms,
+                    interval.upper_ms,
+                );
+                spec.filter = filter;
+                spec.eval = self.ctx();
+                IntervalJoinOperator::new(spec.clone())
+                    .map_err(|e| PlanError::invalid("interval_join", e.to_string()))?;
+                let uid = self.uid("interval-join");
+                let name = format!("IntervalJoin({})", join.kind.name());
+                left.partition_by_key(ArrowKeySelector::new(left_keys))
+                    .transform_two_input(
+                        &right.partition_by_key(ArrowKeySelector::new(right_keys)),
+                        &name,
+                        move || {
+                            IntervalJoinOperator::new(spec.clone())
+                                .expect("the spec was validated when planned")
+                        },
+                    )
+                    .uid(&uid)
+            }
+            None => self.regular_join(
+                join,
+                join_type,
+                left,
+                right,
+                left_keys,
+                right_keys,
+                filter,
+                &ls_ext,
+                &rs_ext,
+                &output_schema,
+            )?,
+        };
+        if left_extra.is_empty() && right_extra.is_empty() {
+            return Ok(out);
+        }
+        self.drop_join_keys(join, out, ls, rs, &ls_ext, &output_schema)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn regular_join(
+        &mut self,
+        join: &Join,
+        join_type: JoinType,
+        left: Stream<ChangelogBatch>,
+        right: Stream<ChangelogBatch>,
+        left_keys: Vec<usize>,
+        right_keys: Vec<usize>,
+        filter: Option<PhysicalExprRef>,
+        ls_ext: &PlanSchema,
+        rs_ext: &PlanSchema,
+        output_schema: &SchemaRef,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
         let spec = JoinSpec {
             join_type,
             left_keys: left_keys.clone(),
@@ -241,7 +313,7 @@ impl PhysicalPlanner<'_> {
             filter,
             left_schema: ls_ext.to_arrow(),
             right_schema: rs_ext.to_arrow(),
-            output_schema: Arc::clone(&output_schema),
+            output_schema: Arc::clone(output_schema),
             mode: if self.config.batch {
                 JoinMode::Batch
             } else {
@@ -264,11 +336,19 @@ impl PhysicalPlanner<'_> {
         let out = left.transform_two_input(&right, &name, move || {
             JoinOperator::new(spec.clone()).expect("the spec was validated when planned")
         });
-        let out = if keyed { out } else { out.set_parallelism(1) }.uid(&uid);
-        if left_extra.is_empty() && right_extra.is_empty() {
-            return Ok(out);
-        }
-        // Drop the added key columns.
+        Ok(if keyed { out } else { out.set_parallelism(1) }.uid(&uid))
+    }
+
+    /// Drops the key columns a join's sides were extended by.
+    fn drop_join_keys(
+        &mut self,
+        join: &Join,
+        out: Stream<ChangelogBatch>,
+        ls: &PlanSchema,
+        rs: &PlanSchema,
+        ls_ext: &PlanSchema,
+        output_schema: &SchemaRef,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
         let mut keep: Vec<usize> = (0..ls.len()).collect();
         if !join.kind.left_only() {
             keep.extend((0..rs.len()).map(|i| ls_ext.len() + i));
@@ -374,5 +454,197 @@ impl PhysicalPlanner<'_> {
                 },
             )
             .uid(&uid))
+    }
+}
+
+impl PhysicalPlanner<'_> {
+    /// `stream` hashed on `keys`, or gathered on one subtask (which the operator after it then
+    /// runs on) when there are none.
+    fn keyed(stream: Stream<ChangelogBatch>, keys: &[usize]) -> Stream<ChangelogBatch> {
+        if keys.is_empty() {
+            stream.global()
+        } else {
+            stream.partition_by_key(ArrowKeySelector::new(keys.to_vec()))
+        }
+    }
+
+    /// Top-N: a hash exchange on the partition columns and the rank operator.
+    pub(super) fn lower_top_n(&mut self, t: &TopN) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let input = self.lower(&t.input)?;
+        let spec = RankSpec::new(
+            t.input.schema().to_arrow(),
+            t.partition_by.clone(),
+            t.order
+                .iter()
+                .map(|&(column, ascending, nulls_first)| RankKey {
+                    column,
+                    descending: !ascending,
+                    nulls_first,
+                }),
+            t.n,
+        )
+        .with_rank_column(t.rank_column.is_some())
+        .with_insert_only_input(
+            crate::changelog::changelog_mode(&t.input, self.config.batch).is_insert_only(),
+        )
+        .with_output_schema(t.schema.to_arrow());
+        RankOperator::new(spec.clone()).map_err(|e| PlanError::invalid("top_n", e.to_string()))?;
+        let uid = self.uid("rank");
+        let out = Self::keyed(input, &t.partition_by).transform("Rank", move || {
+            RankOperator::new(spec.clone()).expect("the spec was validated when planned")
+        });
+        Ok(if t.partition_by.is_empty() {
+            out.set_parallelism(1)
+        } else {
+            out
+        }
+        .uid(&uid))
+    }
+
+    /// Deduplication: a hash exchange on the keys and the deduplicate operator. Keep-first by
+    /// event time waits for the watermark, so its output is insert-only.
+    pub(super) fn lower_deduplicate(
+        &mut self,
+        d: &Deduplicate,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let input = self.lower(&d.input)?;
+        let order = match d.time {
+            Some(t) => DedupOrder::EventTime(t),
+            None => DedupOrder::Arrival,
+        };
+        let keep = match d.keep {
+            KeepRow::First => Keep::First,
+            KeepRow::Last => Keep::Last,
+        };
+        let schema = d.input.schema().to_arrow();
+        let spec = DeduplicateSpec::new(Arc::clone(&schema), d.keys.clone(), keep, order)
+            .with_insert_only_on_watermark(d.keep == KeepRow::First && d.time.is_some());
+        DeduplicateOperator::new(spec.clone())
+            .map_err(|e| PlanError::invalid("deduplicate", e.to_string()))?;
+        let uid = self.uid("deduplicate");
+        Ok(Self::keyed(input, &d.keys)
+            .transform("Deduplicate", move || {
+                DeduplicateOperator::new(spec.clone()).expect("the spec was validated when planned")
+            })
+            .uid(&uid))
+    }
+
+    /// OVER: a Calc appending the aggregates' arguments, a hash exchange on the partition
+    /// columns, the OVER operator, and a Calc dropping the arguments again.
+    pub(super) fn lower_over(
+        &mut self,
+        o: &OverAggregate,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let input = self.lower(&o.input)?;
+        let schema = o.input.schema();
+        let width = schema.len();
+        let mut pre: Vec<PhysicalExprRef> = Vec::new();
+        let mut pre_fields: Vec<Field> = Vec::new();
+        for (i, f) in schema.fields().iter().enumerate() {
+            pre.push(create_physical_expr(
+                &Expr::Column(Column {
+                    relation: f.qualifier.as_deref().map(str::to_owned),
+                    name: f.name.clone(),
+                }),
+                schema,
+            )?);
+            pre_fields.push(Field::new(
+                format!("$c{i}"),
+                f.data_type.clone(),
+                f.nullable,
+            ));
+        }
+        let mut calls = Vec::new();
+        for (i, a) in o.aggregates.iter().enumerate() {
+            let Expr::Aggregate {
+                func,
+                args,
+                distinct,
+                filter,
+            } = a.unalias()
+            else {
+                return Err(PlanError::invalid(
+                    "over",
+                    format!("`{a}` is not an aggregate"),
+                ));
+            };
+            let mut push = |e: &Expr, name: String| -> Result<usize, PlanError> {
+                let (t, n) = infer(e, schema, "over")?;
+                pre.push(create_physical_expr(e, schema)?);
+                pre_fields.push(Field::new(name, t, n));
+                Ok(pre.len() - 1)
+            };
+            let positions = args
+                .iter()
+                .enumerate()
+                .map(|(j, arg)| push(arg, format!("$a{i}_{j}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let filter = filter
+                .as_ref()
+                .map(|f| push(f, format!("$f{i}")))
+                .transpose()?;
+            let kind = match (func, args.is_empty()) {
+                (AggregateFunction::Count, true) => AggregateKind::CountStar,
+                (AggregateFunction::Count, false) => AggregateKind::Count,
+                (AggregateFunction::Sum, _) => AggregateKind::Sum,
+                (AggregateFunction::Avg, _) => AggregateKind::Avg,
+                (AggregateFunction::Min, _) => AggregateKind::Min,
+                (AggregateFunction::Max, _) => AggregateKind::Max,
+                (AggregateFunction::User(udf), _) => AggregateKind::User(Arc::clone(udf)),
+            };
+            calls.push(AggregateCall {
+                kind,
+                args: positions,
+                distinct: *distinct,
+                filter,
+                output: o.schema.field(width + i).to_arrow(),
+            });
+        }
+        let pre_schema = Arc::new(Schema::new(pre_fields));
+        let stream = self.calc(
+            &input,
+            None,
+            Some(pre),
+            Arc::clone(&pre_schema),
+            "OverInput",
+        );
+        let frame = match o.frame {
+            OverWindow::Rows(preceding) => OverFrame::Rows { preceding },
+            OverWindow::Range(preceding_ms) => OverFrame::Range { preceding_ms },
+        };
+        let spec = OverAggregateSpec::new(
+            Arc::clone(&pre_schema),
+            o.partition_by.clone(),
+            o.time,
+            frame,
+            calls,
+        );
+        let over_schema = Arc::clone(&spec.output_schema);
+        OverAggregateOperator::new(spec.clone())
+            .map_err(|e| PlanError::invalid("over", e.to_string()))?;
+        let uid = self.uid("over");
+        let out = Self::keyed(stream, &o.partition_by).transform("OverAggregate", move || {
+            OverAggregateOperator::new(spec.clone()).expect("the spec was validated when planned")
+        });
+        let out = if o.partition_by.is_empty() {
+            out.set_parallelism(1)
+        } else {
+            out
+        }
+        .uid(&uid);
+        // Keep the input's columns and the aggregates, dropping the arguments.
+        let keep = (0..width).chain((0..o.aggregates.len()).map(|i| pre_schema.fields().len() + i));
+        let exprs = keep
+            .map(|i| {
+                let f = over_schema.field(i);
+                Arc::new(rivulet_runtime::relational::expr::ColumnExpr::new(
+                    f.name().clone(),
+                    i,
+                    f.data_type().clone(),
+                    f.is_nullable(),
+                )) as PhysicalExprRef
+            })
+            .collect();
+        Ok(self.calc(&out, None, Some(exprs), o.schema.to_arrow(), "OverOutput"))
     }
 }

@@ -1,0 +1,293 @@
+//! Top-N, deduplication, OVER aggregation and interval joins through the Table API, against
+//! plain-Rust references on random out-of-order input (within the watermark bound), at
+//! parallelism 1 and 2.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rivulet_table::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Event {
+    k: i64,
+    v: i64,
+    ts: i64,
+}
+
+/// Events whose times run forward by 10 ms a row, each up to 49 ms early: never behind a
+/// watermark trailing the largest time by 100 ms.
+fn events(max: usize) -> impl Strategy<Value = Vec<Event>> {
+    prop::collection::vec((0i64..4, -5i64..5, 0i64..50), 0..max).prop_map(|rows| {
+        rows.into_iter()
+            .enumerate()
+            .map(|(i, (k, v, early))| Event {
+                k,
+                v,
+                ts: 1_000 + i as i64 * 10 - early,
+            })
+            .collect()
+    })
+}
+
+fn env(parallelism: usize) -> TableEnv {
+    TableEnv::streaming(
+        StreamEnv::new()
+            .with_parallelism(parallelism)
+            .with_batch_size(3),
+    )
+}
+
+fn table(env: &TableEnv, rows: &[Event]) -> Table {
+    env.from_records(rows.to_vec())
+        .unwrap()
+        .with_watermark("ts", Duration::from_millis(100))
+        .unwrap()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Ranked {
+    k: i64,
+    v: i64,
+    ts: i64,
+    rn: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Summed {
+    k: i64,
+    v: i64,
+    ts: i64,
+    s: Option<i64>,
+    n: i64,
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// The rows of each key in arrival order.
+fn by_key(rows: &[Event]) -> BTreeMap<i64, Vec<Event>> {
+    let mut keys: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
+    for r in rows {
+        keys.entry(r.k).or_default().push(r.clone());
+    }
+    keys
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn top_n_per_key(rows in events(30), parallelism in 1usize..3) {
+        let env = env(parallelism);
+        let t = table(&env, &rows);
+        let top = t.top_n([col("k")], [col("v").desc()], 2).unwrap();
+        let numbered = t
+            .top_n_with_row_number([col("k")], [col("v").desc()], 2, "rn")
+            .unwrap();
+        let mut expected = Vec::new();
+        let mut expected_numbered = Vec::new();
+        for (_, mut group) in by_key(&rows) {
+            // Stable: equal values keep arrival order.
+            group.sort_by_key(|r| std::cmp::Reverse(r.v));
+            for (i, r) in group.into_iter().take(2).enumerate() {
+                expected_numbered.push(Ranked { k: r.k, v: r.v, ts: r.ts, rn: i as i64 + 1 });
+                expected.push(r);
+            }
+        }
+        prop_assert_eq!(sorted(top.collect_as::<Event>().unwrap()), sorted(expected));
+        prop_assert_eq!(sorted(numbered.collect_as::<Ranked>().unwrap()), sorted(expected_numbered));
+    }
+
+    #[test]
+    fn deduplication_keeps_the_first_or_last_row(rows in events(30), parallelism in 1usize..3) {
+        let env = env(parallelism);
+        let t = table(&env, &rows);
+        let first = t.deduplicate([col("k")], KeepRow::First, None).unwrap();
+        let last = t.deduplicate([col("k")], KeepRow::Last, None).unwrap();
+        let earliest = t.deduplicate([col("k")], KeepRow::First, Some(col("ts"))).unwrap();
+        prop_assert_eq!(first.changelog_mode(), ChangelogMode::InsertOnly);
+        prop_assert_eq!(earliest.changelog_mode(), ChangelogMode::InsertOnly);
+        prop_assert_eq!(last.changelog_mode(), ChangelogMode::Retract);
+        let groups = by_key(&rows);
+        prop_assert_eq!(
+            sorted(first.collect_as::<Event>().unwrap()),
+            sorted(groups.values().map(|g| g[0].clone()).collect())
+        );
+        prop_assert_eq!(
+            sorted(last.collect_as::<Event>().unwrap()),
+            sorted(groups.values().map(|g| g[g.len() - 1].clone()).collect())
+        );
+        // The smallest time; equal times keep the first arrival.
+        let mut want = Vec::new();
+        for g in groups.values() {
+            let mut best = &g[0];
+            for r in g {
+                if r.ts < best.ts {
+                    best = r;
+                }
+            }
+            want.push(best.clone());
+        }
+        prop_assert_eq!(sorted(earliest.to_data_stream_rows()), sorted(want));
+    }
+
+    #[test]
+    fn over_rows_and_range_frames(rows in events(30), parallelism in 1usize..3) {
+        let env = env(parallelism);
+        let t = table(&env, &rows);
+        let rows_frame = t
+            .over([col("k")], col("ts"), OverWindow::Rows(Some(1)), [sum(col("v")).alias("s"), count_star().alias("n")])
+            .unwrap()
+            .select([col("k"), col("v"), col("ts").cast(arrow::datatypes::DataType::Int64).alias("ts"), col("s"), col("n")])
+            .unwrap();
+        let range_frame = t
+            .over([col("k")], col("ts"), OverWindow::Range(Some(20)), [sum(col("v")).alias("s"), count_star().alias("n")])
+            .unwrap()
+            .select([col("k"), col("v"), col("ts").cast(arrow::datatypes::DataType::Int64).alias("ts"), col("s"), col("n")])
+            .unwrap();
+        let mut want_rows = Vec::new();
+        let mut want_range = Vec::new();
+        for (_, mut g) in by_key(&rows) {
+            // Time order; equal times in arrival order.
+            g.sort_by_key(|r| r.ts);
+            for (i, r) in g.iter().enumerate() {
+                let frame = &g[i.saturating_sub(1)..=i];
+                want_rows.push(Summed { k: r.k, v: r.v, ts: r.ts, s: Some(frame.iter().map(|x| x.v).sum()), n: frame.len() as i64 });
+                let range: Vec<&Event> = g.iter().filter(|x| x.ts >= r.ts - 20 && x.ts <= r.ts).collect();
+                want_range.push(Summed { k: r.k, v: r.v, ts: r.ts, s: Some(range.iter().map(|x| x.v).sum()), n: range.len() as i64 });
+            }
+        }
+        prop_assert_eq!(sorted(rows_frame.collect_as::<Summed>().unwrap()), sorted(want_rows));
+        prop_assert_eq!(sorted(range_frame.collect_as::<Summed>().unwrap()), sorted(want_range));
+    }
+
+    #[test]
+    fn interval_joins_match_a_nested_loop(left in events(20), right in events(20), parallelism in 1usize..3) {
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+        struct Pair {
+            lk: i64,
+            lts: i64,
+            rk: Option<i64>,
+            rts: Option<i64>,
+        }
+        let env = env(parallelism);
+        let side = |rows: &[Event], p: &str| {
+            table(&env, rows)
+                .select([
+                    col("k").alias(format!("{p}k")),
+                    col("ts").alias(format!("{p}ts")),
+                ])
+                .unwrap()
+        };
+        // Selecting a time attribute keeps it one.
+        let (l, r) = (side(&left, "l"), side(&right, "r"));
+        let bounds = TimeBounds::between_ms(col("lts"), col("rts"), -30, 10);
+        let as_ints = |t: Table| {
+            t.select([
+                col("lk"),
+                col("lts").cast(arrow::datatypes::DataType::Int64).alias("lts"),
+                col("rk"),
+                col("rts").cast(arrow::datatypes::DataType::Int64).alias("rts"),
+            ])
+            .unwrap()
+        };
+        let inner = as_ints(l.interval_join(&r, JoinKind::Inner, col("lk").eq(col("rk")), bounds.clone()).unwrap());
+        let outer = as_ints(l.interval_join(&r, JoinKind::Left, col("lk").eq(col("rk")), bounds).unwrap());
+        prop_assert_eq!(inner.changelog_mode(), ChangelogMode::InsertOnly);
+        let matches = |a: &Event, b: &Event| a.k == b.k && b.ts - 30 <= a.ts && a.ts <= b.ts + 10;
+        let mut want = Vec::new();
+        let mut want_outer = Vec::new();
+        for a in &left {
+            let mut any = false;
+            for b in &right {
+                if matches(a, b) {
+                    any = true;
+                    want.push(Pair { lk: a.k, lts: a.ts, rk: Some(b.k), rts: Some(b.ts) });
+                }
+            }
+            if !any {
+                want_outer.push(Pair { lk: a.k, lts: a.ts, rk: None, rts: None });
+            }
+        }
+        want_outer.extend(want.iter().cloned());
+        prop_assert_eq!(sorted(inner.collect_as::<Pair>().unwrap()), sorted(want));
+        prop_assert_eq!(sorted(outer.collect_as::<Pair>().unwrap()), sorted(want_outer));
+    }
+}
+
+trait Rows {
+    fn to_data_stream_rows(&self) -> Vec<Event>;
+}
+
+impl Rows for Table {
+    /// Through `to_data_stream`, which only insert-only tables allow.
+    fn to_data_stream_rows(&self) -> Vec<Event> {
+        let t = self
+            .select([
+                col("k"),
+                col("v"),
+                col("ts")
+                    .cast(arrow::datatypes::DataType::Int64)
+                    .alias("ts"),
+            ])
+            .unwrap();
+        let out = t.to_data_stream::<Event>().unwrap().collect();
+        t.env().stream_env().execute("rows").unwrap();
+        out.take()
+    }
+}
+
+#[test]
+fn streaming_operators_reject_what_they_cannot_read() {
+    let env = env(1);
+    let rows = vec![Event { k: 1, v: 1, ts: 1 }];
+    let t = table(&env, &rows);
+    let counts = t
+        .group_by([col("k")])
+        .select([col("k"), count_star().alias("n")])
+        .unwrap();
+    let err = counts
+        .deduplicate([col("k")], KeepRow::First, None)
+        .err()
+        .unwrap();
+    assert!(matches!(err, PlanError::UpdatingInput { .. }), "{err}");
+    // Arithmetic on a time attribute makes a plain timestamp.
+    let shifted = t
+        .select([col("k"), col("v"), (col("ts") + interval_ms(5)).alias("ts")])
+        .unwrap();
+    let err = shifted
+        .over(
+            [col("k")],
+            col("ts"),
+            OverWindow::Rows(None),
+            [count_star()],
+        )
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("not an event-time attribute"),
+        "{err}"
+    );
+    let plain = env.from_records(rows).unwrap();
+    let err = t
+        .interval_join(
+            &plain
+                .select([col("k").alias("k2"), col("ts").alias("ts2")])
+                .unwrap(),
+            JoinKind::Inner,
+            col("k").eq(col("k2")),
+            TimeBounds::between_ms(col("ts"), col("ts2"), 0, 10),
+        )
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("not an event-time attribute"),
+        "{err}"
+    );
+    let err = t.top_n([col("k")], [col("v").desc()], 0).err().unwrap();
+    assert!(err.to_string().contains("at least 1"), "{err}");
+}
