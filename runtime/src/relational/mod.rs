@@ -10,6 +10,7 @@
 //! - [`function`]: the user-function traits: scalar ([`ScalarUdf`]), table ([`TableUdf`]) and
 //!   aggregate ([`AggregateUdf`] with its row-wise [`Accumulator`]).
 //! - [`calc`], [`sort`], [`correlate`]: the stateless and bounded relational operators.
+//! - [`window`]: window TVFs ([`WindowTvf`]) and the window aggregate, Top-N and join on them.
 
 pub mod aggregate;
 pub mod calc;
@@ -21,6 +22,7 @@ pub mod join;
 pub mod scalar;
 pub mod set_op;
 pub mod sort;
+pub mod window;
 
 pub use aggregate::{
     AggregateCall, AggregateError, AggregateKind, EmitMode, GroupAggregateOperator,
@@ -33,3 +35,7 @@ pub use function::{Accumulator, AggregateUdf, ScalarUdf, TableUdf};
 pub use join::{JoinError, JoinMode, JoinOperator, JoinSpec, JoinType};
 pub use scalar::ScalarValue;
 pub use set_op::{SetOpOperator, SetOpType};
+pub use window::{
+    WindowAggregateOperator, WindowAggregateSpec, WindowAssignOperator, WindowError,
+    WindowJoinOperator, WindowJoinSpec, WindowRankOperator, WindowRankSpec, WindowTvf,
+};

@@ -27,7 +27,7 @@ use crate::relational::scalar::ScalarValue;
 
 /// Why an accumulator update failed.
 #[derive(Debug)]
-pub(super) enum AccumulatorError {
+pub(crate) enum AccumulatorError {
     /// A retraction of a value the group never accumulated; the operator names the group.
     UnknownValue {
         /// The group index.
@@ -45,7 +45,7 @@ impl From<AggregateError> for AccumulatorError {
 
 /// One group's accumulator state in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) enum AccumulatorState {
+pub(crate) enum AccumulatorState {
     /// A count.
     Count(i64),
     /// An exact sum and the number of values in it.
@@ -78,7 +78,7 @@ pub(super) enum AccumulatorState {
 }
 
 /// The state of one aggregate call for every group.
-pub(super) trait GroupsAccumulator: Send + fmt::Debug {
+pub(crate) trait GroupsAccumulator: Send + fmt::Debug {
     /// Makes room for group indices below `groups`; new groups are empty.
     fn resize(&mut self, groups: usize);
 
@@ -101,10 +101,23 @@ pub(super) trait GroupsAccumulator: Send + fmt::Debug {
 
     /// Restores a group's state saved by [`GroupsAccumulator::save`] into an empty group.
     fn load(&mut self, group: u32, state: AccumulatorState) -> Result<(), String>;
+
+    /// Adds a state saved by [`GroupsAccumulator::save`] (of another group of this or an
+    /// equal accumulator) to `group`'s state, as if `group` had also seen that group's rows:
+    /// what merging two session windows or a partial into a global aggregate needs.
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String>;
+
+    /// Moves group `from`'s state into group `into` and empties `from`.
+    fn merge(&mut self, into: u32, from: u32) -> Result<(), String> {
+        let state = self.save(from)?;
+        self.merge_state(into, state)?;
+        self.reset(from);
+        Ok(())
+    }
 }
 
 /// Builds the accumulator of `call`, checking its arguments and declared result type.
-pub(super) fn create_accumulator(
+pub(crate) fn create_accumulator(
     call: &AggregateCall,
     label: &str,
     arg_types: &[DataType],
@@ -400,6 +413,16 @@ impl GroupsAccumulator for Count {
             other => Err(format!("expected a count, found {other:?}")),
         }
     }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        match state {
+            AccumulatorState::Count(count) => {
+                self.counts[group as usize] += count;
+                Ok(())
+            }
+            other => Err(format!("expected a count, found {other:?}")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -637,6 +660,20 @@ where
             other => Err(format!("expected an exact sum, found {other:?}")),
         }
     }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        match state {
+            AccumulatorState::ExactSum { sum, count } => {
+                let g = group as usize;
+                self.sums[g] = self.sums[g]
+                    .checked_add(sum)
+                    .ok_or_else(|| self.overflow().to_string())?;
+                self.counts[g] += count;
+                Ok(())
+            }
+            other => Err(format!("expected an exact sum, found {other:?}")),
+        }
+    }
 }
 
 /// `SUM`/`AVG` of floats: an `f64` sum and a count per group.
@@ -732,6 +769,17 @@ where
             other => Err(format!("expected a float sum, found {other:?}")),
         }
     }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        match state {
+            AccumulatorState::FloatSum { sum, count } => {
+                self.sums[group as usize] += sum;
+                self.counts[group as usize] += count;
+                Ok(())
+            }
+            other => Err(format!("expected a float sum, found {other:?}")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,6 +825,13 @@ fn save_multiset<K: Serialize>(multiset: &BTreeMap<K, u64>) -> Result<Accumulato
     postcard::to_allocvec(&pairs)
         .map(AccumulatorState::Ordered)
         .map_err(|e| e.to_string())
+}
+
+/// Adds every value of `from` to `into`, with its multiplicity.
+fn merge_multiset<K: Ord>(into: &mut BTreeMap<K, u64>, from: BTreeMap<K, u64>) {
+    for (value, count) in from {
+        *into.entry(value).or_insert(0) += count;
+    }
 }
 
 fn load_multiset<K: Ord + DeserializeOwned>(
@@ -918,6 +973,11 @@ where
         self.values[group as usize] = load_multiset(state)?;
         Ok(())
     }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        merge_multiset(&mut self.values[group as usize], load_multiset(state)?);
+        Ok(())
+    }
 }
 
 /// `MIN`/`MAX` of strings: a multiset of values per group.
@@ -982,6 +1042,11 @@ impl<O: OffsetSizeTrait> GroupsAccumulator for StringMinMax<O> {
 
     fn load(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
         self.values[group as usize] = load_multiset(state)?;
+        Ok(())
+    }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        merge_multiset(&mut self.values[group as usize], load_multiset(state)?);
         Ok(())
     }
 }
@@ -1054,6 +1119,14 @@ impl GroupsAccumulator for BooleanMinMax {
             multiset.get(&false).copied().unwrap_or(0),
             multiset.get(&true).copied().unwrap_or(0),
         ];
+        Ok(())
+    }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        let multiset: BTreeMap<bool, u64> = load_multiset(state)?;
+        let counts = &mut self.counts[group as usize];
+        counts[0] += multiset.get(&false).copied().unwrap_or(0);
+        counts[1] += multiset.get(&true).copied().unwrap_or(0);
         Ok(())
     }
 }
@@ -1168,6 +1241,12 @@ impl GroupsAccumulator for Distinct {
             }
             other => Err(format!("expected distinct values, found {other:?}")),
         }
+    }
+
+    /// Distinct values are kept in the key encoding, which cannot be turned back into the
+    /// argument values the wrapped aggregate would need to see once more.
+    fn merge_state(&mut self, _group: u32, _state: AccumulatorState) -> Result<(), String> {
+        Err("DISTINCT aggregates cannot be merged".to_owned())
     }
 }
 
@@ -1284,6 +1363,21 @@ impl GroupsAccumulator for UserAggregate {
                 accumulator.merge(&state).map_err(|e| e.to_string())?;
                 self.accumulators[group as usize] = Some(accumulator);
                 Ok(())
+            }
+            other => Err(format!(
+                "expected a user accumulator's state, found {other:?}"
+            )),
+        }
+    }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        match state {
+            AccumulatorState::User(None) => Ok(()),
+            AccumulatorState::User(Some(state)) => {
+                let slot = &mut self.accumulators[group as usize];
+                let accumulator =
+                    slot.get_or_insert_with(|| self.udf.create_accumulator(&self.arg_types));
+                accumulator.merge(&state).map_err(|e| e.to_string())
             }
             other => Err(format!(
                 "expected a user accumulator's state, found {other:?}"
