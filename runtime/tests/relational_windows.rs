@@ -275,7 +275,9 @@ fn reference_aggregate(tvf: WindowTvf, keyed: bool, steps: &[Step]) -> (Tagged, 
     let mut watermark = i64::MIN;
     let mut watermarks = Vec::new();
     let mut late = 0;
-    let mut windows: BTreeMap<(Option<Cell>, (i64, i64)), Vec<Cell>> = BTreeMap::new();
+    // (key, or none without group columns; window) -> values
+    type Windows = BTreeMap<(Option<Cell>, (i64, i64)), Vec<Cell>>;
+    let mut windows = Windows::new();
     for step in steps {
         match step {
             Step::Rows(_, rows) => {
