@@ -20,9 +20,10 @@ use rivulet_runtime::operator::OperatorState;
 use rivulet_runtime::operator::testing::RecordingOutput;
 use rivulet_runtime::relational::window::{RankSortKey, WindowColumns};
 use rivulet_runtime::relational::{
-    AggregateCall, AggregateKind, ColumnarValue, EvalContext, EvalError, JoinType, PhysicalExpr,
-    WindowAggregateOperator, WindowAggregateSpec, WindowAssignOperator, WindowError,
-    WindowJoinOperator, WindowJoinSpec, WindowRankOperator, WindowRankSpec, WindowTvf,
+    AggregateCall, AggregateKind, ColumnarValue, EvalContext, EvalError, JoinType,
+    LocalWindowAggregateOperator, PhysicalExpr, WindowAggregateOperator, WindowAggregateSpec,
+    WindowAssignOperator, WindowError, WindowJoinOperator, WindowJoinSpec, WindowRankOperator,
+    WindowRankSpec, WindowTvf,
 };
 use rivulet_runtime::{
     ChangelogBatch, Operator, OperatorContext, RowKind, TaskError, TwoInputOperator,
@@ -219,6 +220,10 @@ fn tvfs() -> impl Strategy<Value = WindowTvf> {
 
 /// `k, window_start, window_end, window_time, COUNT(*), SUM(v), MIN(v), MAX(v), COUNT(v)`.
 fn aggregate_operator(tvf: WindowTvf, keyed: bool) -> WindowAggregateOperator {
+    WindowAggregateOperator::new(aggregate_spec(tvf, keyed)).unwrap()
+}
+
+fn aggregate_spec(tvf: WindowTvf, keyed: bool) -> WindowAggregateSpec {
     let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
     let mut fields = Vec::new();
     if keyed {
@@ -235,7 +240,7 @@ fn aggregate_operator(tvf: WindowTvf, keyed: bool) -> WindowAggregateOperator {
         int("high", true),
         int("values", false),
     ]);
-    let spec = WindowAggregateSpec {
+    WindowAggregateSpec {
         time_column: 2,
         window: tvf,
         group_columns: if keyed { vec![0] } else { vec![] },
@@ -248,8 +253,7 @@ fn aggregate_operator(tvf: WindowTvf, keyed: bool) -> WindowAggregateOperator {
         ],
         input_schema: input_schema(),
         output_schema: Arc::new(Schema::new(fields)),
-    };
-    WindowAggregateOperator::new(spec).unwrap()
+    }
 }
 
 /// The aggregate row of a key's window over `values`.
@@ -466,6 +470,80 @@ proptest! {
         let steps = steps(raw);
         let split = split.index(steps.len() + 1);
         check_restore(|| aggregate_operator(tvf, true), &steps, split, parallelism, batch)?;
+    }
+}
+
+/// The subtask of each row of `batch` by its column 0, as the hash exchange routes it.
+fn route_batch(batch: &ChangelogBatch, parallelism: usize) -> Vec<ChangelogBatch> {
+    let mut groups = Vec::new();
+    ArrowKeySelector::new(vec![0])
+        .key_groups(batch, MAX_PARALLELISM, &mut groups)
+        .unwrap();
+    (0..parallelism)
+        .map(|subtask| {
+            let rows: Vec<u32> = (0..batch.num_rows() as u32)
+                .filter(|&row| {
+                    subtask_for_key_group(MAX_PARALLELISM, parallelism, groups[row as usize])
+                        == subtask
+                })
+                .collect();
+            batch.take(&rows.into()).unwrap()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn two_phase_window_aggregate_equals_the_reference(
+        raw in raw_steps(), tvf in tvfs(), keyed in any::<bool>(), parallelism in 1usize..=2,
+    ) {
+        let steps = steps(raw);
+        let parallelism = if keyed { parallelism } else { 1 };
+        let (expected, late) = reference_aggregate(tvf, keyed, &steps);
+        let spec = aggregate_spec(tvf, keyed);
+        let mut local = LocalWindowAggregateOperator::new(spec.clone()).unwrap();
+        let local_ctx = context(0, 1);
+        local.open(&local_ctx).unwrap();
+        let mut globals: Vec<WindowAggregateOperator> = (0..parallelism)
+            .map(|subtask| {
+                let mut global = WindowAggregateOperator::global(spec.clone()).unwrap();
+                global.open(&context(subtask, parallelism)).unwrap();
+                global
+            })
+            .collect();
+        let mut found = Vec::new();
+        let mut seen = 0;
+        for step in &steps {
+            let mut partials = RecordingOutput::default();
+            match step {
+                Step::Rows(_, rows) => local.process_batch(batch(rows), &mut partials).unwrap(),
+                Step::Watermark(w) => {
+                    local.process_watermark(*w, &mut partials).unwrap();
+                    prop_assert!(partials.batches.is_empty());
+                }
+            }
+            for partial in &partials.batches {
+                for (global, part) in globals.iter_mut().zip(route_batch(partial, parallelism)) {
+                    global.process_batch(part, &mut RecordingOutput::default()).unwrap();
+                }
+            }
+            if let Step::Watermark(w) = step {
+                seen += 1;
+                for global in &mut globals {
+                    let mut out = RecordingOutput::default();
+                    global.process_watermark(*w, &mut out).unwrap();
+                    found.extend(out.batches.iter().flat_map(cells).map(|r| (seen, r)));
+                }
+            }
+        }
+        for global in &mut globals {
+            found.extend(end_of_input(global));
+            prop_assert_eq!(global.window_count(), 0);
+        }
+        prop_assert_eq!(sorted(found), expected);
+        prop_assert_eq!(local_ctx.late_records_dropped(), late);
     }
 }
 

@@ -36,6 +36,7 @@ pub use join::{JoinError, JoinMode, JoinOperator, JoinSpec, JoinType};
 pub use scalar::ScalarValue;
 pub use set_op::{SetOpOperator, SetOpType};
 pub use window::{
-    WindowAggregateOperator, WindowAggregateSpec, WindowAssignOperator, WindowError,
-    WindowJoinOperator, WindowJoinSpec, WindowRankOperator, WindowRankSpec, WindowTvf,
+    LocalWindowAggregateOperator, WindowAggregateOperator, WindowAggregateSpec,
+    WindowAssignOperator, WindowError, WindowJoinOperator, WindowJoinSpec, WindowRankOperator,
+    WindowRankSpec, WindowTvf,
 };

@@ -3,16 +3,19 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array, new_empty_array,
+    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, RecordBatch, RecordBatchOptions,
+    UInt32Array, new_empty_array,
 };
 use arrow::compute::take;
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use serde::{Deserialize, Serialize};
 
 use super::slots::WindowSlots;
-use super::{WindowError, WindowTvf, check_insert_only, check_time_column, time_values};
+use super::{
+    WindowError, WindowTvf, check_columns, check_insert_only, check_time_column, time_values,
+};
 use crate::batch::arrow::ChangelogBatch;
 use crate::error::TaskError;
 use crate::keys::{
@@ -87,6 +90,8 @@ pub struct WindowAggregateOperator {
     keys: Option<KeyValues>,
     /// The time zone of the window columns of the output.
     time_zone: Option<Arc<str>>,
+    /// For the global half of a two-phase aggregation: the schema of the partial rows it reads.
+    partials: Option<SchemaRef>,
     watermark: i64,
     ctx: OperatorContext,
     max_parallelism: u16,
@@ -242,6 +247,7 @@ impl WindowAggregateOperator {
             slots: WindowSlots::default(),
             keys,
             time_zone,
+            partials: None,
             watermark: i64::MIN,
             ctx: OperatorContext::new("window aggregate", 0, 1, DEFAULT_MAX_PARALLELISM),
             max_parallelism: DEFAULT_MAX_PARALLELISM,
@@ -267,9 +273,13 @@ impl WindowAggregateOperator {
         if data.num_rows() == 0 {
             return Ok(());
         }
+        if self.partials.is_some() {
+            return self.merge_partials(data);
+        }
         self.check_input(data)?;
         let times = time_values(data, "time", self.spec.time_column)?;
-        self.assign_keys(data)?;
+        let group_columns = self.spec.group_columns.clone();
+        self.assign_keys(data, &group_columns)?;
         self.scratch.rows.clear();
         self.scratch.slots.clear();
         self.scratch.forwarded.clear();
@@ -288,6 +298,114 @@ impl WindowAggregateOperator {
         let result = self.accumulate(data);
         self.slots.release();
         result
+    }
+
+    /// The global half of a two-phase aggregation of `spec`: it reads the partial rows of a
+    /// [`LocalWindowAggregateOperator`] built from the same spec, merges them per key and
+    /// window, and emits what [`WindowAggregateOperator::new`] would over the raw rows.
+    ///
+    /// # Errors
+    ///
+    /// As [`LocalWindowAggregateOperator::new`].
+    pub fn global(spec: WindowAggregateSpec) -> Result<Self, WindowError> {
+        let local = LocalWindowAggregateOperator::new(spec.clone())?;
+        let mut global = WindowAggregateOperator::new(spec)?;
+        global.partials = Some(Arc::clone(local.partial_schema()));
+        Ok(global)
+    }
+
+    /// Merges partial rows: group columns, window start and end, one accumulator state each.
+    fn merge_partials(&mut self, data: &RecordBatch) -> Result<(), WindowError> {
+        let Some(schema) = self.partials.clone() else {
+            return Ok(());
+        };
+        check_columns(data, &schema, OPERATOR)?;
+        let groups = self.spec.group_columns.len();
+        let group_columns: Vec<usize> = (0..groups).collect();
+        self.assign_keys(data, &group_columns)?;
+        let starts = time_values(data, "window start", groups)?;
+        let ends = time_values(data, "window end", groups + 1)?;
+        let states: Vec<&BinaryArray> = (0..self.accumulators.len())
+            .map(|i| data.column(groups + 2 + i).as_binary::<i32>())
+            .collect();
+        let mut late = 0;
+        let mut result = Ok(());
+        for (row, (&start, &end)) in starts.iter().zip(ends.iter()).enumerate() {
+            if end.saturating_sub(1) <= self.watermark {
+                late += 1;
+                continue;
+            }
+            let slot = self
+                .slots
+                .find_or_create(self.scratch.key_ids[row], start, end);
+            self.ensure_capacity();
+            for (i, accumulator) in self.accumulators.iter_mut().enumerate() {
+                let merged = postcard::from_bytes(states[i].value(row))
+                    .map_err(|e| e.to_string())
+                    .and_then(|state| accumulator.merge_state(slot, state));
+                if let Err(reason) = merged {
+                    result = Err(AggregateError::User {
+                        aggregate: self.labels[i].clone(),
+                        source: format!("cannot merge a partial aggregate: {reason}").into(),
+                    }
+                    .into());
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        if late > 0 {
+            self.ctx.count_late_records(late);
+        }
+        for k in 0..self.scratch.new_keys.len() {
+            self.slots.remove_key_if_unused(self.scratch.new_keys[k]);
+        }
+        result
+    }
+
+    /// Every window's partial row, then an empty state: what the local half emits.
+    fn drain_partials(&mut self, schema: &SchemaRef) -> Result<Vec<ChangelogBatch>, WindowError> {
+        let live: Vec<u32> = self.slots.live_slots().collect();
+        let mut batches = Vec::new();
+        for chunk in live.chunks(OUTPUT_BATCH_ROWS) {
+            let mut columns = self.key_columns(chunk)?;
+            let tz = &self.time_zone;
+            let windows: Vec<(i64, i64)> = chunk.iter().map(|&s| self.slots.window(s)).collect();
+            columns.push(super::timestamp_column(
+                windows.iter().map(|w| w.0),
+                tz.clone(),
+            ));
+            columns.push(super::timestamp_column(
+                windows.iter().map(|w| w.1),
+                tz.clone(),
+            ));
+            for accumulator in &self.accumulators {
+                let mut states = BinaryBuilder::new();
+                for &slot in chunk {
+                    let state = accumulator
+                        .save(slot)
+                        .and_then(|state| postcard::to_allocvec(&state).map_err(|e| e.to_string()))
+                        .map_err(|reason| WindowError::State {
+                            key_group: 0,
+                            reason,
+                        })?;
+                    states.append_value(state);
+                }
+                columns.push(Arc::new(states.finish()));
+            }
+            let options = RecordBatchOptions::new().with_row_count(Some(chunk.len()));
+            let data = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+                .map_err(WindowError::arrow("assembling partial aggregates"))?;
+            batches.push(ChangelogBatch::insert_only(data));
+        }
+        for slot in live {
+            for accumulator in &mut self.accumulators {
+                accumulator.reset(slot);
+            }
+            self.slots.remove(slot, false);
+        }
+        Ok(batches)
     }
 
     /// Checks that the columns the aggregation reads have the types of the input schema.
@@ -320,7 +438,11 @@ impl WindowAggregateOperator {
     }
 
     /// Maps every row to its key id, creating new keys.
-    fn assign_keys(&mut self, data: &RecordBatch) -> Result<(), WindowError> {
+    fn assign_keys(
+        &mut self,
+        data: &RecordBatch,
+        group_columns: &[usize],
+    ) -> Result<(), WindowError> {
         let rows = data.num_rows();
         let s = &mut self.scratch;
         s.key_ids.clear();
@@ -333,9 +455,7 @@ impl WindowAggregateOperator {
             }
             return Ok(());
         };
-        let columns: Vec<ArrayRef> = self
-            .spec
-            .group_columns
+        let columns: Vec<ArrayRef> = group_columns
             .iter()
             .map(|&c| Arc::clone(data.column(c)))
             .collect();
@@ -746,5 +866,121 @@ impl Operator for WindowAggregateOperator {
 
     fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
         Ok(self.restore(state)?)
+    }
+}
+
+/// The local half of a two-phase window aggregation (Flink's `LocalWindowAggregate`): folds
+/// each input batch per key and window, and emits one partial row per key and window the batch
+/// touched. [`WindowAggregateOperator::global`], built from the same spec behind a hash
+/// exchange on the group columns, merges the partials into the final rows.
+///
+/// Pre-aggregating before the exchange cuts the rows shuffled when keys repeat within a batch,
+/// and more so for `HOP` and `CUMULATE`, whose rows feed several windows. Partial rows hold the
+/// group columns, `window_start`, `window_end` (`Timestamp(Millisecond, _)`), then one `Binary`
+/// column per aggregate with its accumulator state (postcard). Late rows are dropped and
+/// counted here. Sessions (whose windows are only known per key) and `DISTINCT` aggregates
+/// (whose states cannot merge) take the one-phase [`WindowAggregateOperator`].
+///
+/// # State
+///
+/// None between batches: every batch's partials are emitted at its end; only the current
+/// watermark is kept (as operator state) to recognise late rows.
+pub struct LocalWindowAggregateOperator {
+    inner: WindowAggregateOperator,
+    partial_schema: SchemaRef,
+}
+
+impl std::fmt::Debug for LocalWindowAggregateOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalWindowAggregateOperator")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl LocalWindowAggregateOperator {
+    /// The local half of aggregating `spec`.
+    ///
+    /// # Errors
+    ///
+    /// As [`WindowAggregateOperator::new`], and when the window is a session or an aggregate
+    /// is `DISTINCT`.
+    pub fn new(spec: WindowAggregateSpec) -> Result<Self, WindowError> {
+        if spec.window.is_merging() {
+            return Err(WindowError::SessionNotSupported {
+                operator: "two-phase window aggregation",
+            });
+        }
+        let inner = WindowAggregateOperator::new(spec)?;
+        let distinct = inner.spec.aggregates.iter().zip(&inner.labels);
+        if let Some((_, label)) = distinct.clone().find(|(call, _)| call.distinct) {
+            return Err(WindowError::DistinctTwoPhase {
+                aggregate: label.clone(),
+            });
+        }
+        let output = &inner.spec.output_schema;
+        let groups = inner.spec.group_columns.len();
+        let mut fields: Vec<Field> = output.fields()[..groups + 2]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(
+            inner
+                .spec
+                .aggregates
+                .iter()
+                .map(|call| Field::new(call.output.name(), DataType::Binary, false)),
+        );
+        Ok(LocalWindowAggregateOperator {
+            inner,
+            partial_schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// The schema of the partial rows: group columns, `window_start`, `window_end`, then one
+    /// `Binary` accumulator state per aggregate.
+    pub fn partial_schema(&self) -> &SchemaRef {
+        &self.partial_schema
+    }
+}
+
+impl Operator for LocalWindowAggregateOperator {
+    type In = ChangelogBatch;
+    type Out = ChangelogBatch;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
+        self.inner.open(ctx)
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: ChangelogBatch,
+        out: &mut dyn Output<ChangelogBatch>,
+    ) -> Result<(), TaskError> {
+        self.inner.process(&batch)?;
+        for partial in self.inner.drain_partials(&self.partial_schema)? {
+            out.collect(partial)?;
+        }
+        Ok(())
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: i64,
+        out: &mut dyn Output<ChangelogBatch>,
+    ) -> Result<(), TaskError> {
+        self.inner.watermark = self.inner.watermark.max(watermark);
+        out.emit_watermark(watermark)
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
+        Ok(OperatorState {
+            keyed: Default::default(),
+            operator: self.inner.watermark.to_le_bytes().to_vec(),
+        })
+    }
+
+    fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
+        Ok(self.inner.restore(state)?)
     }
 }

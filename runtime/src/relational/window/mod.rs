@@ -9,6 +9,7 @@
 //! - [`WindowAggregateOperator`]: `GROUP BY window_start, window_end, keys` over a window TVF,
 //!   one final insert-only row per key and window once the watermark passes the window's end.
 //!   Session windows merge per key.
+//!   [`LocalWindowAggregateOperator`] is the local half of the two-phase form.
 //! - [`WindowRankOperator`]: window Top-N, and window deduplication as its `n = 1` case.
 //! - [`WindowJoinOperator`]: the join of two windowed inputs on equal window bounds and keys.
 //!
@@ -50,7 +51,7 @@ use crate::batch::arrow::{ChangelogBatch, RowKind};
 use crate::keys::{KeyError, KeyGroup};
 use crate::window::TimeWindow;
 
-pub use aggregate::{WindowAggregateOperator, WindowAggregateSpec};
+pub use aggregate::{LocalWindowAggregateOperator, WindowAggregateOperator, WindowAggregateSpec};
 pub use assign::WindowAssignOperator;
 pub use join::{WindowJoinOperator, WindowJoinSpec};
 pub use rank::{RankSortKey, WindowRankOperator, WindowRankSpec};
@@ -418,6 +419,14 @@ pub enum WindowError {
         "aggregate {aggregate} is DISTINCT, which SESSION windows cannot merge yet; drop DISTINCT or use TUMBLE, HOP or CUMULATE"
     )]
     DistinctSession {
+        /// The aggregate.
+        aggregate: String,
+    },
+    /// A `DISTINCT` aggregate in a two-phase aggregation, whose partial states cannot merge.
+    #[error(
+        "aggregate {aggregate} is DISTINCT, whose partial results cannot be merged; aggregate in one phase"
+    )]
+    DistinctTwoPhase {
         /// The aggregate.
         aggregate: String,
     },
