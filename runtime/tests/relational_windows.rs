@@ -25,8 +25,10 @@ use rivulet_runtime::relational::{
     WindowAssignOperator, WindowError, WindowJoinOperator, WindowJoinSpec, WindowRankOperator,
     WindowRankSpec, WindowTvf,
 };
+use rivulet_runtime::source::RecordBatchSource;
 use rivulet_runtime::{
-    ChangelogBatch, Operator, OperatorContext, RowKind, TaskError, TwoInputOperator,
+    ChangelogBatch, Operator, OperatorContext, Output, Records, RowKind, StreamEnv, TaskError,
+    TwoInputOperator,
 };
 
 const MAX_PARALLELISM: u16 = 128;
@@ -1257,4 +1259,83 @@ fn window_columns_of_another_type_are_refused() {
     ))
     .unwrap_err();
     assert!(matches!(error, WindowError::ZeroRank));
+}
+
+// ---------------------------------------------------------------------------------------------
+// In a running job
+
+/// Turns output rows into typed records.
+struct ToRecords;
+
+impl Operator for ToRecords {
+    type In = ChangelogBatch;
+    type Out = Records<Vec<Cell>>;
+
+    fn process_batch(
+        &mut self,
+        batch: ChangelogBatch,
+        out: &mut dyn Output<Records<Vec<Cell>>>,
+    ) -> Result<(), TaskError> {
+        out.collect(Records::from(cells(&batch)))
+    }
+}
+
+/// Deterministic rows: a few keys (one null), times spread over a few windows.
+fn job_input() -> Vec<Vec<Row>> {
+    let mut n = 0i64;
+    [40usize, 1, 200, 0, 77]
+        .into_iter()
+        .map(|rows| {
+            (0..rows)
+                .map(|_| {
+                    n += 1;
+                    let x = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+                    let key = (x % 5 != 0).then_some((x % 7) as i64);
+                    let value = (x % 11 != 0).then_some((x % 13) as i64 - 6);
+                    (key, value, (x % 300) as i64 - 100)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn one_and_two_phase_window_aggregates_run_in_a_job_at_parallelism_2() {
+    let tvf = WindowTvf::hop(10, 30).unwrap();
+    let input = job_input();
+    let steps: Vec<Step> = input
+        .iter()
+        .map(|rows| Step::Rows(true, rows.clone()))
+        .collect();
+    let (expected, late) = reference_aggregate(tvf, true, &steps);
+    assert_eq!(late, 0);
+    let mut expected: Vec<Vec<Cell>> = expected.into_iter().map(|(_, row)| row).collect();
+    expected.sort();
+    for two_phase in [false, true] {
+        let env = StreamEnv::new()
+            .with_parallelism(2)
+            .with_max_parallelism(MAX_PARALLELISM);
+        let batches: Vec<RecordBatch> = input.iter().map(|rows| batch(rows).into_data()).collect();
+        let source = env.from_source(RecordBatchSource::new(batches));
+        let rows = if two_phase {
+            source
+                .transform("LocalWindowAggregate", move || {
+                    LocalWindowAggregateOperator::new(aggregate_spec(tvf, true)).unwrap()
+                })
+                .partition_by_key(ArrowKeySelector::new([0]))
+                .transform("GlobalWindowAggregate", move || {
+                    WindowAggregateOperator::global(aggregate_spec(tvf, true)).unwrap()
+                })
+        } else {
+            source
+                .partition_by_key(ArrowKeySelector::new([0]))
+                .transform("WindowAggregate", move || aggregate_operator(tvf, true))
+        }
+        .transform("ToRecords", || ToRecords)
+        .collect();
+        env.execute("window aggregate").expect("the job runs");
+        let mut found = rows.take();
+        found.sort();
+        assert_eq!(found, expected, "two phase: {two_phase}");
+    }
 }
