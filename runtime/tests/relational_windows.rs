@@ -1290,8 +1290,8 @@ fn job_input() -> Vec<Vec<Row>> {
                 .map(|_| {
                     n += 1;
                     let x = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
-                    let key = (x % 5 != 0).then_some((x % 7) as i64);
-                    let value = (x % 11 != 0).then_some((x % 13) as i64 - 6);
+                    let key = (!x.is_multiple_of(5)).then_some((x % 7) as i64);
+                    let value = (!x.is_multiple_of(11)).then_some((x % 13) as i64 - 6);
                     (key, value, (x % 300) as i64 - 100)
                 })
                 .collect()
