@@ -380,15 +380,15 @@ impl WindowAggregateOperator {
                 windows.iter().map(|w| w.1),
                 tz.clone(),
             ));
-            for accumulator in &self.accumulators {
+            for (accumulator, label) in self.accumulators.iter().zip(&self.labels) {
                 let mut states = BinaryBuilder::new();
                 for &slot in chunk {
                     let state = accumulator
                         .save(slot)
                         .and_then(|state| postcard::to_allocvec(&state).map_err(|e| e.to_string()))
-                        .map_err(|reason| WindowError::State {
-                            key_group: 0,
-                            reason,
+                        .map_err(|reason| AggregateError::User {
+                            aggregate: label.clone(),
+                            source: format!("cannot write a partial aggregate: {reason}").into(),
                         })?;
                     states.append_value(state);
                 }
@@ -703,19 +703,14 @@ impl WindowAggregateOperator {
         for (key_group, slots) in by_key_group {
             let fail = |reason: String| WindowError::State { key_group, reason };
             // One row per distinct key, in order of first use.
-            let mut key_rows: Vec<u32> = Vec::new();
+            let mut key_rows: hashbrown::HashMap<u32, usize> = hashbrown::HashMap::new();
             let mut key_slot: Vec<u32> = Vec::new();
             let mut windows = Vec::with_capacity(slots.len());
             for &slot in &slots {
-                let key = self.slots.key(slot);
-                let at = match key_rows.iter().position(|&k| k == key) {
-                    Some(at) => at,
-                    None => {
-                        key_rows.push(key);
-                        key_slot.push(slot);
-                        key_rows.len() - 1
-                    }
-                };
+                let at = *key_rows.entry(self.slots.key(slot)).or_insert_with(|| {
+                    key_slot.push(slot);
+                    key_slot.len() - 1
+                });
                 let (start, end) = self.slots.window(slot);
                 let accumulators = self
                     .accumulators
