@@ -1385,3 +1385,90 @@ impl GroupsAccumulator for UserAggregate {
         }
     }
 }
+
+#[cfg(test)]
+mod merge_tests {
+    use arrow::array::{Float64Array, StringArray};
+    use arrow::datatypes::Field;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every built-in non-distinct aggregate over an argument of `data_type`.
+    fn calls(data_type: &DataType) -> Vec<AggregateCall> {
+        let field = |t: DataType| Field::new("out", t, true);
+        let mut calls = vec![
+            AggregateCall::new(AggregateKind::CountStar, [], field(DataType::Int64)),
+            AggregateCall::new(AggregateKind::Count, [0], field(DataType::Int64)),
+            AggregateCall::new(AggregateKind::Min, [0], field(data_type.clone())),
+            AggregateCall::new(AggregateKind::Max, [0], field(data_type.clone())),
+        ];
+        if let Some(sum) = sum_type(data_type, false) {
+            calls.push(AggregateCall::new(AggregateKind::Sum, [0], field(sum)));
+            calls.push(AggregateCall::new(
+                AggregateKind::Avg,
+                [0],
+                field(DataType::Float64),
+            ));
+        }
+        calls
+    }
+
+    /// Accumulates `column` into group 0 whole, and into groups 1 and 2 split at `split`;
+    /// merging group 2 into 1 must give group 0's result and leave group 2 empty.
+    fn check(column: ArrayRef, split: usize) -> Result<(), TestCaseError> {
+        let rows = column.len();
+        let split = split.min(rows);
+        for call in calls(column.data_type()) {
+            let args: Vec<ArrayRef> = call.args.iter().map(|_| Arc::clone(&column)).collect();
+            let types: Vec<DataType> = args.iter().map(|a| a.data_type().clone()).collect();
+            let mut accumulator = create_accumulator(&call, "test", &types).unwrap();
+            accumulator.resize(3);
+            let signs = vec![1i8; rows];
+            accumulator.update(&args, &vec![0; rows], &signs).unwrap();
+            let halves: Vec<u32> = (0..rows)
+                .map(|row| if row < split { 1 } else { 2 })
+                .collect();
+            accumulator.update(&args, &halves, &signs).unwrap();
+            accumulator.merge(1, 2).unwrap();
+            let whole = accumulator.evaluate(&[0]).unwrap();
+            let merged = accumulator.evaluate(&[1]).unwrap();
+            let left = accumulator.evaluate(&[2]).unwrap();
+            prop_assert_eq!(whole.to_data(), merged.to_data(), "{:?}", call.kind);
+            // Group 2 is emptied: it evaluates as a group that saw nothing.
+            let mut fresh = create_accumulator(&call, "test", &types).unwrap();
+            fresh.resize(1);
+            prop_assert_eq!(left.to_data(), fresh.evaluate(&[0]).unwrap().to_data());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn merged_groups_equal_one_group(
+            values in prop::collection::vec(prop::option::of(-50i64..50), 0..20),
+            split in 0usize..20,
+        ) {
+            check(Arc::new(Int64Array::from(values.clone())), split)?;
+            let floats: Float64Array = values.iter().map(|v| v.map(|v| v as f64 / 4.0)).collect();
+            check(Arc::new(floats), split)?;
+            let strings: StringArray = values.iter().map(|v| v.map(|v| format!("s{v}"))).collect();
+            check(Arc::new(strings), split)?;
+            let booleans: BooleanArray = values.iter().map(|v| v.map(|v| v > 0)).collect();
+            check(Arc::new(booleans), split)?;
+        }
+    }
+
+    #[test]
+    fn distinct_states_refuse_to_merge() {
+        let call = AggregateCall::new(
+            AggregateKind::Count,
+            [0],
+            Field::new("n", DataType::Int64, false),
+        )
+        .distinct();
+        let mut accumulator = create_accumulator(&call, "test", &[DataType::Int64]).unwrap();
+        accumulator.resize(2);
+        assert!(accumulator.merge(0, 1).is_err());
+    }
+}
