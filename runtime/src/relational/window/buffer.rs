@@ -22,6 +22,8 @@ pub(super) struct WindowBuffer {
     key_columns: Vec<usize>,
     by_end: BTreeMap<i64, Vec<RecordBatch>>,
     rows: usize,
+    /// The window ends the last insert added rows to.
+    last_ends: Vec<i64>,
 }
 
 impl WindowBuffer {
@@ -32,6 +34,7 @@ impl WindowBuffer {
             key_columns,
             by_end: BTreeMap::new(),
             rows: 0,
+            last_ends: Vec::new(),
         }
     }
 
@@ -53,6 +56,7 @@ impl WindowBuffer {
         // Window starts must be there too; checked here so a bad row fails on arrival.
         time_values(data, "window start", self.window.start)?;
         let ends = time_values(data, "window end", self.window.end)?;
+        self.last_ends.clear();
         let mut late = 0;
         let mut groups: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for (row, &end) in ends.iter().enumerate() {
@@ -71,8 +75,38 @@ impl WindowBuffer {
             };
             self.rows += batch.num_rows();
             self.by_end.entry(end).or_default().push(batch);
+            self.last_ends.push(end);
         }
         Ok(late)
+    }
+
+    /// The window ends the last [`WindowBuffer::insert`] added rows to.
+    pub(super) fn last_ends(&self) -> &[i64] {
+        &self.last_ends
+    }
+
+    /// The number of rows kept for windows ending at `end`.
+    pub(super) fn rows_at(&self, end: i64) -> usize {
+        self.by_end
+            .get(&end)
+            .map_or(0, |batches| batches.iter().map(RecordBatch::num_rows).sum())
+    }
+
+    /// The rows of windows ending at `end` as one batch, in arrival order.
+    pub(super) fn concat_at(&self, end: i64) -> Result<Option<RecordBatch>, WindowError> {
+        let Some(batches) = self.by_end.get(&end) else {
+            return Ok(None);
+        };
+        concat_batches(&self.schema, batches)
+            .map(Some)
+            .map_err(WindowError::arrow("collecting the rows of a window"))
+    }
+
+    /// Replaces the rows of windows ending at `end`.
+    pub(super) fn replace_at(&mut self, end: i64, data: RecordBatch) {
+        self.rows -= self.rows_at(end);
+        self.rows += data.num_rows();
+        self.by_end.insert(end, vec![data]);
     }
 
     /// Takes every row whose window fired at `watermark`, as one batch in order of window end

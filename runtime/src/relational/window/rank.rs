@@ -1,5 +1,6 @@
 //! [`WindowRankOperator`]: window Top-N and window deduplication.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array};
@@ -18,6 +19,9 @@ const OPERATOR: &str = "a window Top-N";
 
 /// At most this many rows per output batch.
 const OUTPUT_BATCH_ROWS: usize = 8192;
+
+/// Windows ending at the same time are cut down to their top rows from this many rows on.
+const COMPACT_ABOVE: usize = 4096;
 
 /// One sort key of a window Top-N: a column and its direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,9 +141,10 @@ impl WindowRankSpec {
 ///
 /// # State
 ///
-/// Every row of every open window, kept as the Arrow batches it arrived in, grouped by window
-/// end; a watermark takes the fired windows' rows in one split, ranks them with one sort, and
-/// drops them. Checkpoints write one Arrow IPC stream per key group of the partition columns.
+/// The rows of every open window, kept as the Arrow batches they arrived in, grouped by window
+/// end; once the windows ending at one time hold many rows, they are cut down to each
+/// partition's current top `n` (in arrival order). A watermark takes the fired windows' rows
+/// in one split, ranks them with one sort, and drops them. Checkpoints write one Arrow IPC stream per key group of the partition columns.
 #[derive(Debug)]
 pub struct WindowRankOperator {
     spec: WindowRankSpec,
@@ -149,6 +154,10 @@ pub struct WindowRankOperator {
     /// Row format of the sort keys, in rank order; `None` without sort keys.
     order: Option<RowConverter>,
     buffer: WindowBuffer,
+    /// Per window end: how many rows its last compaction kept.
+    compacted: BTreeMap<i64, usize>,
+    /// Windows ending at the same time are compacted from this many rows on.
+    compact_above: usize,
     watermark: i64,
     ctx: OperatorContext,
     max_parallelism: u16,
@@ -213,6 +222,8 @@ impl WindowRankOperator {
             partitions,
             order,
             buffer,
+            compacted: BTreeMap::new(),
+            compact_above: COMPACT_ABOVE,
             watermark: i64::MIN,
             ctx: OperatorContext::new("window rank", 0, 1, DEFAULT_MAX_PARALLELISM),
             max_parallelism: DEFAULT_MAX_PARALLELISM,
@@ -237,6 +248,9 @@ impl WindowRankOperator {
         if late > 0 {
             self.ctx.count_late_records(late);
         }
+        for end in self.buffer.last_ends().to_vec() {
+            self.compact(end)?;
+        }
         Ok(())
     }
 
@@ -245,6 +259,30 @@ impl WindowRankOperator {
         let Some(data) = self.buffer.take_due(watermark)? else {
             return Ok(Vec::new());
         };
+        self.compacted
+            .retain(|&end, _| end.saturating_sub(1) > watermark);
+        let (kept, numbers) = self.rank(&data)?;
+        let mut batches = Vec::new();
+        for (rows, numbers) in kept
+            .chunks(OUTPUT_BATCH_ROWS)
+            .zip(numbers.chunks(OUTPUT_BATCH_ROWS))
+        {
+            let taken = take_record_batch(&data, &UInt32Array::from(rows.to_vec()))
+                .map_err(WindowError::arrow("gathering the top rows"))?;
+            let mut columns = taken.columns().to_vec();
+            if self.spec.row_number.is_some() {
+                columns.push(Arc::new(Int64Array::from(numbers.to_vec())));
+            }
+            let out = RecordBatch::try_new(Arc::clone(&self.output_schema), columns)
+                .map_err(WindowError::arrow("assembling the top rows"))?;
+            batches.push(ChangelogBatch::insert_only(out));
+        }
+        Ok(batches)
+    }
+
+    /// The rows of `data` that rank within the first `n` of their partition and window, in
+    /// rank order, and their row numbers. Rows must be in arrival order within a partition.
+    fn rank(&self, data: &RecordBatch) -> Result<(Vec<u32>, Vec<i64>), WindowError> {
         let column = |c: usize| Arc::clone(data.column(c));
         let mut partition_columns: Vec<ArrayRef> = self
             .spec
@@ -257,19 +295,21 @@ impl WindowRankOperator {
             .partitions
             .convert_columns(&partition_columns)
             .map_err(WindowError::arrow("encoding partition keys"))?;
-        let order_columns: Vec<ArrayRef> = self
-            .spec
-            .sort_keys
-            .iter()
-            .map(|k| column(k.column))
-            .collect();
         let order = match &self.order {
             None => None,
-            Some(converter) => Some(
-                converter
-                    .convert_columns(&order_columns)
-                    .map_err(WindowError::arrow("encoding sort keys"))?,
-            ),
+            Some(converter) => {
+                let columns: Vec<ArrayRef> = self
+                    .spec
+                    .sort_keys
+                    .iter()
+                    .map(|k| column(k.column))
+                    .collect();
+                Some(
+                    converter
+                        .convert_columns(&columns)
+                        .map_err(WindowError::arrow("encoding sort keys"))?,
+                )
+            }
         };
         // Rows are in arrival order within a partition, so the index breaks ties.
         let mut sorted: Vec<u32> = (0..data.num_rows() as u32).collect();
@@ -297,22 +337,30 @@ impl WindowRankOperator {
                 numbers.push(number);
             }
         }
-        let mut batches = Vec::new();
-        for (rows, numbers) in kept
-            .chunks(OUTPUT_BATCH_ROWS)
-            .zip(numbers.chunks(OUTPUT_BATCH_ROWS))
-        {
-            let taken = take_record_batch(&data, &UInt32Array::from(rows.to_vec()))
-                .map_err(WindowError::arrow("gathering the top rows"))?;
-            let mut columns = taken.columns().to_vec();
-            if self.spec.row_number.is_some() {
-                columns.push(Arc::new(Int64Array::from(numbers.to_vec())));
-            }
-            let out = RecordBatch::try_new(Arc::clone(&self.output_schema), columns)
-                .map_err(WindowError::arrow("assembling the top rows"))?;
-            batches.push(ChangelogBatch::insert_only(out));
+        Ok((kept, numbers))
+    }
+
+    /// Drops the rows of windows ending at `end` that can no longer make their top `n`, once
+    /// the window holds twice as many rows as after its last compaction (and at least
+    /// `compact_above`), so buffered rows stay within a constant factor of what the windows
+    /// emit. The rows kept stay in arrival order, so ties still rank as they would have.
+    fn compact(&mut self, end: i64) -> Result<(), WindowError> {
+        let rows = self.buffer.rows_at(end);
+        let floor = self.compacted.get(&end).map_or(0, |&kept| 2 * kept);
+        if rows <= self.compact_above.max(floor) {
+            return Ok(());
         }
-        Ok(batches)
+        let Some(data) = self.buffer.concat_at(end)? else {
+            return Ok(());
+        };
+        let (mut kept, _) = self.rank(&data)?;
+        kept.sort_unstable();
+        let kept_rows = kept.len();
+        let data = take_record_batch(&data, &UInt32Array::from(kept))
+            .map_err(WindowError::arrow("dropping rows outside the top n"))?;
+        self.buffer.replace_at(end, data);
+        self.compacted.insert(end, kept_rows);
+        Ok(())
     }
 
     fn snapshot(&self) -> Result<OperatorState, WindowError> {
@@ -381,5 +429,94 @@ impl Operator for WindowRankOperator {
 
     fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
         Ok(self.restore(state)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Int64Type;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::operator::testing::RecordingOutput;
+
+    type Row = (Option<i64>, Option<i64>, i64);
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("window_start", DataType::Int64, false),
+            Field::new("window_end", DataType::Int64, false),
+        ]))
+    }
+
+    fn batch(rows: &[Row]) -> ChangelogBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2 - 10))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ];
+        ChangelogBatch::insert_only(RecordBatch::try_new(schema(), columns).unwrap())
+    }
+
+    fn run(op: &mut WindowRankOperator, batches: &[Vec<Row>]) -> (Vec<Vec<Option<i64>>>, usize) {
+        op.open(&OperatorContext::new("rank", 0, 1, 128)).unwrap();
+        let mut out = RecordingOutput::default();
+        let mut most = 0;
+        for rows in batches {
+            op.process_batch(batch(rows), &mut out).unwrap();
+            most = most.max(op.buffered_rows());
+        }
+        op.finish(&mut out).unwrap();
+        let rows = out
+            .batches
+            .iter()
+            .flat_map(|b| {
+                let data = b.data().clone();
+                (0..data.num_rows()).map(move |i| {
+                    data.columns()
+                        .iter()
+                        .map(|c| {
+                            let c = c.as_primitive::<Int64Type>();
+                            c.is_valid(i).then(|| c.value(i))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        (rows, most)
+    }
+
+    fn rows() -> impl Strategy<Value = Vec<Vec<Row>>> {
+        let row = (
+            prop::option::weighted(0.8, 0i64..3),
+            prop::option::weighted(0.8, 0i64..4),
+            (1i64..4).prop_map(|w| w * 10),
+        );
+        prop::collection::vec(prop::collection::vec(row, 1..12), 1..12)
+    }
+
+    proptest! {
+        #[test]
+        fn compaction_keeps_the_result(
+            batches in rows(), n in 1usize..3, later_rows_first in any::<bool>(),
+            descending in any::<bool>(),
+        ) {
+            let key = RankSortKey { column: 1, descending, nulls_first: false };
+            let mut spec = WindowRankSpec::top_n(schema(), WindowColumns::new(2, 3), [0], [key], n)
+                .with_row_number("rn");
+            spec.later_rows_first = later_rows_first;
+            let mut plain = WindowRankOperator::new(spec.clone()).unwrap();
+            let mut compacting = WindowRankOperator::new(spec).unwrap();
+            compacting.compact_above = 1;
+            let (expected, _) = run(&mut plain, &batches);
+            let (found, most) = run(&mut compacting, &batches);
+            prop_assert_eq!(found, expected);
+            // 4 keys (null included) x 3 windows x n, doubled before each compaction.
+            prop_assert!(most <= 2 * 12 * n + 12, "{} rows buffered", most);
+        }
     }
 }
