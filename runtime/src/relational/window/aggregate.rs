@@ -73,6 +73,52 @@ pub struct WindowAggregateSpec {
 /// and counted. Updates are refused. The group columns should be the hash exchange's key, in
 /// the same order; without group columns, run it at parallelism 1.
 ///
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::{AsArray, Int64Array, RecordBatch};
+/// use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+/// use rivulet_runtime::operator::testing::RecordingOutput;
+/// use rivulet_runtime::relational::{
+///     AggregateCall, AggregateKind, WindowAggregateOperator, WindowAggregateSpec, WindowTvf,
+/// };
+/// use rivulet_runtime::{ChangelogBatch, Operator, OperatorContext};
+///
+/// // Clicks per user and 10 ms tumbling window.
+/// let input = Arc::new(Schema::new(vec![
+///     Field::new("user", DataType::Int64, false),
+///     Field::new("ts", DataType::Int64, false),
+/// ]));
+/// let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+/// let clicks = Field::new("clicks", DataType::Int64, false);
+/// let spec = WindowAggregateSpec {
+///     time_column: 1,
+///     window: WindowTvf::tumble(10)?,
+///     group_columns: vec![0],
+///     aggregates: vec![AggregateCall::new(AggregateKind::CountStar, [], clicks.clone())],
+///     input_schema: Arc::clone(&input),
+///     output_schema: Arc::new(Schema::new(vec![
+///         Field::new("user", DataType::Int64, false),
+///         Field::new("window_start", ts.clone(), false),
+///         Field::new("window_end", ts.clone(), false),
+///         Field::new("window_time", ts, false),
+///         clicks,
+///     ])),
+/// };
+/// let mut op = WindowAggregateOperator::new(spec)?;
+/// op.open(&OperatorContext::new("clicks", 0, 1, 128)).unwrap();
+/// let mut out = RecordingOutput::default();
+/// let batch = RecordBatch::try_new(
+///     input,
+///     vec![Arc::new(Int64Array::from(vec![7, 7, 7])), Arc::new(Int64Array::from(vec![1, 4, 12]))],
+/// )?;
+/// op.process_batch(ChangelogBatch::insert_only(batch), &mut out).unwrap();
+/// op.process_watermark(9, &mut out).unwrap(); // [0, 10) fires
+/// let fired = out.batches[0].data();
+/// assert_eq!(fired.column(4).as_primitive::<Int64Type>().value(0), 2);
+/// assert_eq!(op.window_count(), 1); // [10, 20) is still open
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+///
 /// # State
 ///
 /// Per (key, window): each aggregate's accumulator, in columnar per-slot vectors, and the
