@@ -14,6 +14,7 @@
 //! - [`rowtime`]: [`RowtimeWatermarkOperator`], watermarks of a table's event-time column.
 //! - [`rank`] (Top-N), [`dedup`], [`over`] and [`interval_join`]: the unbounded streaming operators,
 //!   with their shared [`StreamOpError`] in [`stream_op`].
+//! - [`window`]: window TVFs ([`WindowTvf`]) and the window aggregate, Top-N and join on them.
 
 pub mod aggregate;
 pub mod calc;
@@ -33,6 +34,7 @@ pub mod set_op;
 pub mod sort;
 pub mod stream_op;
 pub mod unnest;
+pub mod window;
 
 pub use aggregate::{
     AggregateCall, AggregateError, AggregateKind, EmitMode, GroupAggregateOperator,
@@ -53,3 +55,8 @@ pub use scalar::ScalarValue;
 pub use set_op::{SetOpOperator, SetOpType};
 pub use stream_op::StreamOpError;
 pub use unnest::Unnest;
+pub use window::{
+    LocalWindowAggregateOperator, WindowAggregateOperator, WindowAggregateSpec,
+    WindowAssignOperator, WindowError, WindowJoinOperator, WindowJoinSpec, WindowRankOperator,
+    WindowRankSpec, WindowTvf,
+};

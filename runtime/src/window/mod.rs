@@ -144,9 +144,10 @@ impl TimeWindow {
 
     /// The start of the window of size `size` shifted by `offset` that contains `timestamp`
     /// (Flink's `TimeWindow.getWindowStartWithOffset`).
+    /// Computed without overflow; a start before `i64::MIN` saturates to it.
     pub fn window_start(timestamp: i64, offset: i64, size: i64) -> i64 {
-        let remainder = (timestamp - offset).rem_euclid(size);
-        timestamp - remainder
+        let remainder = (i128::from(timestamp) - i128::from(offset)).rem_euclid(i128::from(size));
+        (i128::from(timestamp) - remainder).max(i128::from(i64::MIN)) as i64
     }
 }
 

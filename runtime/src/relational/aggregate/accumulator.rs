@@ -101,6 +101,19 @@ pub(crate) trait GroupsAccumulator: Send + fmt::Debug {
 
     /// Restores a group's state saved by [`GroupsAccumulator::save`] into an empty group.
     fn load(&mut self, group: u32, state: AccumulatorState) -> Result<(), String>;
+
+    /// Adds a state saved by [`GroupsAccumulator::save`] (of another group of this or an
+    /// equal accumulator) to `group`'s state, as if `group` had also seen that group's rows:
+    /// what merging two session windows or a partial into a global aggregate needs.
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String>;
+
+    /// Moves group `from`'s state into group `into` and empties `from`.
+    fn merge(&mut self, into: u32, from: u32) -> Result<(), String> {
+        let state = self.save(from)?;
+        self.merge_state(into, state)?;
+        self.reset(from);
+        Ok(())
+    }
 }
 
 /// Builds the accumulator of `call`, checking its arguments and declared result type.
@@ -400,6 +413,16 @@ impl GroupsAccumulator for Count {
             other => Err(format!("expected a count, found {other:?}")),
         }
     }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        match state {
+            AccumulatorState::Count(count) => {
+                self.counts[group as usize] += count;
+                Ok(())
+            }
+            other => Err(format!("expected a count, found {other:?}")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -637,6 +660,20 @@ where
             other => Err(format!("expected an exact sum, found {other:?}")),
         }
     }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        match state {
+            AccumulatorState::ExactSum { sum, count } => {
+                let g = group as usize;
+                self.sums[g] = self.sums[g]
+                    .checked_add(sum)
+                    .ok_or_else(|| self.overflow().to_string())?;
+                self.counts[g] += count;
+                Ok(())
+            }
+            other => Err(format!("expected an exact sum, found {other:?}")),
+        }
+    }
 }
 
 /// `SUM`/`AVG` of floats: an `f64` sum and a count per group.
@@ -732,6 +769,17 @@ where
             other => Err(format!("expected a float sum, found {other:?}")),
         }
     }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        match state {
+            AccumulatorState::FloatSum { sum, count } => {
+                self.sums[group as usize] += sum;
+                self.counts[group as usize] += count;
+                Ok(())
+            }
+            other => Err(format!("expected a float sum, found {other:?}")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,6 +825,13 @@ fn save_multiset<K: Serialize>(multiset: &BTreeMap<K, u64>) -> Result<Accumulato
     postcard::to_allocvec(&pairs)
         .map(AccumulatorState::Ordered)
         .map_err(|e| e.to_string())
+}
+
+/// Adds every value of `from` to `into`, with its multiplicity.
+fn merge_multiset<K: Ord>(into: &mut BTreeMap<K, u64>, from: BTreeMap<K, u64>) {
+    for (value, count) in from {
+        *into.entry(value).or_insert(0) += count;
+    }
 }
 
 fn load_multiset<K: Ord + DeserializeOwned>(
@@ -918,6 +973,11 @@ where
         self.values[group as usize] = load_multiset(state)?;
         Ok(())
     }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        merge_multiset(&mut self.values[group as usize], load_multiset(state)?);
+        Ok(())
+    }
 }
 
 /// `MIN`/`MAX` of strings: a multiset of values per group.
@@ -982,6 +1042,11 @@ impl<O: OffsetSizeTrait> GroupsAccumulator for StringMinMax<O> {
 
     fn load(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
         self.values[group as usize] = load_multiset(state)?;
+        Ok(())
+    }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        merge_multiset(&mut self.values[group as usize], load_multiset(state)?);
         Ok(())
     }
 }
@@ -1054,6 +1119,14 @@ impl GroupsAccumulator for BooleanMinMax {
             multiset.get(&false).copied().unwrap_or(0),
             multiset.get(&true).copied().unwrap_or(0),
         ];
+        Ok(())
+    }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        let multiset: BTreeMap<bool, u64> = load_multiset(state)?;
+        let counts = &mut self.counts[group as usize];
+        counts[0] += multiset.get(&false).copied().unwrap_or(0);
+        counts[1] += multiset.get(&true).copied().unwrap_or(0);
         Ok(())
     }
 }
@@ -1168,6 +1241,12 @@ impl GroupsAccumulator for Distinct {
             }
             other => Err(format!("expected distinct values, found {other:?}")),
         }
+    }
+
+    /// Distinct values are kept in the key encoding, which cannot be turned back into the
+    /// argument values the wrapped aggregate would need to see once more.
+    fn merge_state(&mut self, _group: u32, _state: AccumulatorState) -> Result<(), String> {
+        Err("DISTINCT aggregates cannot be merged".to_owned())
     }
 }
 
@@ -1289,5 +1368,107 @@ impl GroupsAccumulator for UserAggregate {
                 "expected a user accumulator's state, found {other:?}"
             )),
         }
+    }
+
+    fn merge_state(&mut self, group: u32, state: AccumulatorState) -> Result<(), String> {
+        match state {
+            AccumulatorState::User(None) => Ok(()),
+            AccumulatorState::User(Some(state)) => {
+                let slot = &mut self.accumulators[group as usize];
+                let accumulator =
+                    slot.get_or_insert_with(|| self.udf.create_accumulator(&self.arg_types));
+                accumulator.merge(&state).map_err(|e| e.to_string())
+            }
+            other => Err(format!(
+                "expected a user accumulator's state, found {other:?}"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use arrow::array::{Float64Array, StringArray};
+    use arrow::datatypes::Field;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every built-in non-distinct aggregate over an argument of `data_type`.
+    fn calls(data_type: &DataType) -> Vec<AggregateCall> {
+        let field = |t: DataType| Field::new("out", t, true);
+        let mut calls = vec![
+            AggregateCall::new(AggregateKind::CountStar, [], field(DataType::Int64)),
+            AggregateCall::new(AggregateKind::Count, [0], field(DataType::Int64)),
+            AggregateCall::new(AggregateKind::Min, [0], field(data_type.clone())),
+            AggregateCall::new(AggregateKind::Max, [0], field(data_type.clone())),
+        ];
+        if let Some(sum) = sum_type(data_type, false) {
+            calls.push(AggregateCall::new(AggregateKind::Sum, [0], field(sum)));
+            calls.push(AggregateCall::new(
+                AggregateKind::Avg,
+                [0],
+                field(DataType::Float64),
+            ));
+        }
+        calls
+    }
+
+    /// Accumulates `column` into group 0 whole, and into groups 1 and 2 split at `split`;
+    /// merging group 2 into 1 must give group 0's result and leave group 2 empty.
+    fn check(column: ArrayRef, split: usize) -> Result<(), TestCaseError> {
+        let rows = column.len();
+        let split = split.min(rows);
+        for call in calls(column.data_type()) {
+            let args: Vec<ArrayRef> = call.args.iter().map(|_| Arc::clone(&column)).collect();
+            let types: Vec<DataType> = args.iter().map(|a| a.data_type().clone()).collect();
+            let mut accumulator = create_accumulator(&call, "test", &types).unwrap();
+            accumulator.resize(3);
+            let signs = vec![1i8; rows];
+            accumulator.update(&args, &vec![0; rows], &signs).unwrap();
+            let halves: Vec<u32> = (0..rows)
+                .map(|row| if row < split { 1 } else { 2 })
+                .collect();
+            accumulator.update(&args, &halves, &signs).unwrap();
+            accumulator.merge(1, 2).unwrap();
+            let whole = accumulator.evaluate(&[0]).unwrap();
+            let merged = accumulator.evaluate(&[1]).unwrap();
+            let left = accumulator.evaluate(&[2]).unwrap();
+            prop_assert_eq!(whole.to_data(), merged.to_data(), "{:?}", call.kind);
+            // Group 2 is emptied: it evaluates as a group that saw nothing.
+            let mut fresh = create_accumulator(&call, "test", &types).unwrap();
+            fresh.resize(1);
+            prop_assert_eq!(left.to_data(), fresh.evaluate(&[0]).unwrap().to_data());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn merged_groups_equal_one_group(
+            values in prop::collection::vec(prop::option::of(-50i64..50), 0..20),
+            split in 0usize..20,
+        ) {
+            check(Arc::new(Int64Array::from(values.clone())), split)?;
+            let floats: Float64Array = values.iter().map(|v| v.map(|v| v as f64 / 4.0)).collect();
+            check(Arc::new(floats), split)?;
+            let strings: StringArray = values.iter().map(|v| v.map(|v| format!("s{v}"))).collect();
+            check(Arc::new(strings), split)?;
+            let booleans: BooleanArray = values.iter().map(|v| v.map(|v| v > 0)).collect();
+            check(Arc::new(booleans), split)?;
+        }
+    }
+
+    #[test]
+    fn distinct_states_refuse_to_merge() {
+        let call = AggregateCall::new(
+            AggregateKind::Count,
+            [0],
+            Field::new("n", DataType::Int64, false),
+        )
+        .distinct();
+        let mut accumulator = create_accumulator(&call, "test", &[DataType::Int64]).unwrap();
+        accumulator.resize(2);
+        assert!(accumulator.merge(0, 1).is_err());
     }
 }

@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 
 /// Encoded group keys and their dense indices.
 #[derive(Debug, Default)]
-pub(super) struct GroupTable {
+pub(crate) struct GroupTable {
     /// Group indices, hashed by [`hash_key_bytes`](crate::keys::hash_key_bytes) of their key.
     table: HashTable<u32>,
     /// Per group: the hash of its key.
@@ -27,18 +27,18 @@ pub(super) struct GroupTable {
 
 impl GroupTable {
     /// One past the largest group index ever handed out: the length per-group state needs.
-    pub(super) fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.keys.len()
     }
 
     /// The number of live groups.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len() - self.free.len()
     }
 
     /// The index of the group with `key` (hashed to `hash`), and whether it was just created.
     #[inline]
-    pub(super) fn find_or_insert(&mut self, hash: u64, key: &[u8]) -> (u32, bool) {
+    pub(crate) fn find_or_insert(&mut self, hash: u64, key: &[u8]) -> (u32, bool) {
         let keys = &self.keys;
         if let Some(&group) = self.table.find(hash, |&g| *keys[g as usize] == *key) {
             return (group, false);
@@ -67,22 +67,22 @@ impl GroupTable {
     }
 
     /// Records the key values of `group` in Arrow's row format.
-    pub(super) fn set_row(&mut self, group: u32, row: &[u8]) {
+    pub(crate) fn set_row(&mut self, group: u32, row: &[u8]) {
         self.rows[group as usize] = row.into();
     }
 
     /// The key values of `group` in Arrow's row format.
-    pub(super) fn row(&self, group: u32) -> &[u8] {
+    pub(crate) fn row(&self, group: u32) -> &[u8] {
         &self.rows[group as usize]
     }
 
     /// The hash of `group`'s key.
-    pub(super) fn hash(&self, group: u32) -> u64 {
+    pub(crate) fn hash(&self, group: u32) -> u64 {
         self.hashes[group as usize]
     }
 
     /// Removes `group`; its index will be reused.
-    pub(super) fn remove(&mut self, group: u32) {
+    pub(crate) fn remove(&mut self, group: u32) {
         let g = group as usize;
         if !self.live[g] {
             return;
@@ -100,7 +100,7 @@ impl GroupTable {
     }
 
     /// The live groups, by ascending index.
-    pub(super) fn live_groups(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn live_groups(&self) -> impl Iterator<Item = u32> + '_ {
         self.live
             .iter()
             .enumerate()

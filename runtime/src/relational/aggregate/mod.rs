@@ -66,9 +66,9 @@
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
 
-mod accumulator;
-mod groups;
-mod operator;
+pub(crate) mod accumulator;
+pub(crate) mod groups;
+pub(crate) mod operator;
 #[cfg(test)]
 mod tests;
 

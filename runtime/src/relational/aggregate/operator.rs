@@ -78,10 +78,10 @@ pub struct GroupAggregateOperator {
 }
 
 /// The key values of groups in Arrow's row format, and the schema of the key columns.
-struct KeyValues {
-    converter: RowConverter,
-    parser: RowParser,
-    schema: SchemaRef,
+pub(crate) struct KeyValues {
+    pub(crate) converter: RowConverter,
+    pub(crate) parser: RowParser,
+    pub(crate) schema: SchemaRef,
 }
 
 /// Buffers reused from batch to batch.
@@ -704,7 +704,8 @@ impl GroupAggregateOperator {
 }
 
 impl KeyValues {
-    fn new(fields: &[Arc<Field>]) -> Result<Self, AggregateError> {
+    /// The row format and IPC schema of key columns with `fields`.
+    pub(crate) fn new(fields: &[Arc<Field>]) -> Result<Self, AggregateError> {
         let unsupported =
             |field: &Field, source: crate::error::BoxError| AggregateError::UnsupportedGroupKey {
                 column: field.name().clone(),
@@ -740,7 +741,7 @@ impl KeyValues {
 }
 
 /// How an aggregate call is named in errors: `SUM(DISTINCT amount) FILTER (WHERE big) AS total`.
-fn label(call: &AggregateCall, input: &Schema) -> String {
+pub(crate) fn label(call: &AggregateCall, input: &Schema) -> String {
     let name = |column: usize| {
         input
             .fields()
