@@ -878,3 +878,40 @@ pub fn interval_join(
     });
     Ok(LogicalPlan::Join(join))
 }
+
+/// The window table function `window` over the event-time column `time`: the input's columns
+/// and `window_start`, `window_end` and `window_time` (a time attribute, for cascading windows).
+pub fn window_table(
+    input: PlanRef,
+    time: Expr,
+    window: rivulet_runtime::relational::WindowTvf,
+    operation: &str,
+) -> Result<LogicalPlan, PlanError> {
+    let schema = input.schema();
+    let time = time_position(&time, schema, operation)?;
+    window
+        .validate()
+        .map_err(|e| PlanError::invalid(operation, e.to_string()))?;
+    insert_only(
+        &input,
+        operation,
+        "window table functions read insert-only tables",
+    )?;
+    let timestamp = match &schema.field(time).data_type {
+        DataType::Timestamp(unit, tz) => DataType::Timestamp(*unit, tz.clone()),
+        _ => DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+    };
+    let mut fields = schema.fields().to_vec();
+    for name in ["window_start", "window_end", "window_time"] {
+        let time = (name == "window_time").then_some(crate::schema::TimeAttribute::EventTime);
+        fields.push(PlanField::new(name, timestamp.clone(), false).with_time(time));
+    }
+    let out = PlanSchema::new(fields);
+    check_unique_names(&out, operation)?;
+    Ok(LogicalPlan::WindowTable(crate::plan::WindowTable {
+        input,
+        time,
+        window,
+        schema: Arc::new(out),
+    }))
+}

@@ -56,7 +56,12 @@ pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
         // A limit over an insert-only input passes rows through; over updates it consolidates
         // at the end (bounded input only).
         LogicalPlan::Limit(_) => ChangelogMode::InsertOnly,
+        // A window aggregation's rows are final once the watermark passes their window.
+        LogicalPlan::Aggregate(a) if crate::plan::window_aggregation(a).is_some() => {
+            ChangelogMode::InsertOnly
+        }
         LogicalPlan::Aggregate(_) => ChangelogMode::Retract,
+        LogicalPlan::WindowTable(_) => ChangelogMode::InsertOnly,
         // Groups of a distinct never change once emitted, unless its input retracts.
         LogicalPlan::Distinct(_) => ChangelogMode::InsertOnly,
         // Matches of an interval join are final once the watermark passes their interval.

@@ -85,6 +85,7 @@ pub fn unique_keys(plan: &LogicalPlan) -> Vec<Key> {
             keys
         }
         LogicalPlan::OverAggregate(o) => unique_keys(&o.input),
+        LogicalPlan::WindowTable(_) => Vec::new(),
     };
     minimal(keys)
 }

@@ -186,6 +186,30 @@ pub struct Deduplicate {
     pub time: Option<usize>,
 }
 
+/// A window table function: each row with the `window_start`, `window_end` and `window_time`
+/// of its windows (one row per window for HOP and CUMULATE). A SESSION window exists only under
+/// a window aggregation, which the planner recognises as `GROUP BY window_start, window_end,
+/// ..` directly over this node.
+#[derive(Debug, Clone)]
+pub struct WindowTable {
+    /// The input.
+    pub input: Arc<LogicalPlan>,
+    /// The event-time column, by position.
+    pub time: usize,
+    /// The windows.
+    pub window: rivulet_runtime::relational::WindowTvf,
+    /// The output schema: the input's columns, then the three window columns.
+    pub schema: PlanSchemaRef,
+}
+
+impl WindowTable {
+    /// Positions of `window_start`, `window_end` and `window_time` in the output.
+    pub fn window_columns(&self) -> [usize; 3] {
+        let n = self.input.schema().len();
+        [n, n + 1, n + 2]
+    }
+}
+
 /// The frame of an [`OverAggregate`], up to the current row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverWindow {
@@ -327,6 +351,8 @@ pub enum LogicalPlan {
     Deduplicate(Deduplicate),
     /// Aggregates over a frame of preceding rows, per row.
     OverAggregate(OverAggregate),
+    /// A window table function.
+    WindowTable(WindowTable),
     /// A table alias.
     SubqueryAlias(SubqueryAlias),
 }
@@ -351,6 +377,7 @@ impl LogicalPlan {
             LogicalPlan::TopN(t) => &t.schema,
             LogicalPlan::Deduplicate(d) => d.input.schema(),
             LogicalPlan::OverAggregate(o) => &o.schema,
+            LogicalPlan::WindowTable(w) => &w.schema,
         }
     }
 
@@ -368,6 +395,7 @@ impl LogicalPlan {
             | LogicalPlan::TopN(TopN { input, .. })
             | LogicalPlan::Deduplicate(Deduplicate { input, .. })
             | LogicalPlan::OverAggregate(OverAggregate { input, .. })
+            | LogicalPlan::WindowTable(WindowTable { input, .. })
             | LogicalPlan::SubqueryAlias(SubqueryAlias { input, .. }) => vec![input],
             LogicalPlan::Join(Join { left, right, .. })
             | LogicalPlan::SetOperation(SetOperation { left, right, .. }) => vec![left, right],
@@ -401,6 +429,7 @@ impl LogicalPlan {
             LogicalPlan::TopN(_) => "TopN".into(),
             LogicalPlan::Deduplicate(_) => "Deduplicate".into(),
             LogicalPlan::OverAggregate(_) => "OverAggregate".into(),
+            LogicalPlan::WindowTable(_) => "WindowTable".into(),
         }
     }
 
@@ -528,6 +557,32 @@ impl LogicalPlan {
                     .map(|t| d.input.schema().field(t).name.clone())
                     .unwrap_or_else(|| "arrival".into())
             ),
+            LogicalPlan::WindowTable(w) => {
+                use rivulet_runtime::relational::WindowTvf as W;
+                let time = &w.input.schema().field(w.time).name;
+                let window = match w.window {
+                    W::Tumble { size, offset } => {
+                        format!("TUMBLE({time}, {size} ms{})", offset_text(offset))
+                    }
+                    W::Hop {
+                        slide,
+                        size,
+                        offset,
+                    } => {
+                        format!("HOP({time}, {slide} ms, {size} ms{})", offset_text(offset))
+                    }
+                    W::Cumulate {
+                        step,
+                        max_size,
+                        offset,
+                    } => format!(
+                        "CUMULATE({time}, {step} ms, {max_size} ms{})",
+                        offset_text(offset)
+                    ),
+                    W::Session { gap } => format!("SESSION({time}, {gap} ms)"),
+                };
+                format!("WindowTable: {window}")
+            }
             LogicalPlan::OverAggregate(o) => format!(
                 "OverAggregate: partition=[{}] order=[{}] frame={} aggregates=[{}]",
                 names(o.input.schema(), &o.partition_by),
@@ -561,6 +616,37 @@ impl LogicalPlan {
             input.write_tree(out, depth + 1, schemas);
         }
     }
+}
+
+fn offset_text(offset: i64) -> String {
+    if offset == 0 {
+        String::new()
+    } else {
+        format!(", offset {offset} ms")
+    }
+}
+
+/// The window table function and the grouping of an aggregate that is a window aggregation:
+/// `GROUP BY window_start, window_end, ..` directly over a [`WindowTable`]. For each group
+/// expression, which window column it is (0 start, 1 end, 2 time), if any.
+pub fn window_aggregation(agg: &Aggregate) -> Option<(&WindowTable, Vec<Option<usize>>)> {
+    let LogicalPlan::WindowTable(w) = agg.input.as_ref() else {
+        return None;
+    };
+    let schema = w.schema.as_ref();
+    let columns = w.window_columns();
+    let roles: Vec<Option<usize>> = agg
+        .group
+        .iter()
+        .map(|g| match g.unalias() {
+            Expr::Column(c) => schema
+                .index_of(c, "window aggregation")
+                .ok()
+                .and_then(|i| columns.iter().position(|&w| w == i)),
+            _ => None,
+        })
+        .collect();
+    (roles.contains(&Some(0)) && roles.contains(&Some(1))).then_some((w, roles))
 }
 
 /// The names of the columns at `columns`, comma-separated.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rivulet_optimizer::expr::functions::DatePart;
 use rivulet_optimizer::{AggregateFunction, BuiltinFunction, Column, Expr, ScalarValue};
-use rivulet_runtime::relational::{AggregateUdf, ScalarUdf};
+use rivulet_runtime::relational::{AggregateUdf, ScalarUdf, WindowTvf};
 
 pub use rivulet_optimizer::expr::when;
 
@@ -292,4 +292,43 @@ pub fn not_in_table(x: Expr, subquery: &crate::Table) -> Expr {
 /// A one-row, one-column subquery used as a value; correlate it with [`outer_col`].
 pub fn scalar_subquery(subquery: &crate::Table) -> Expr {
     Expr::ScalarSubquery(Arc::clone(subquery.plan()))
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `TUMBLE(time, size)`: windows of `size`, back to back. Shift their starts with
+/// [`WindowTvf::with_offset`].
+pub fn tumble(size: std::time::Duration) -> WindowTvf {
+    WindowTvf::Tumble {
+        size: millis(size),
+        offset: 0,
+    }
+}
+
+/// `HOP(time, slide, size)`: windows of `size` starting every `slide` (`size` a multiple of
+/// `slide`).
+pub fn hop(slide: std::time::Duration, size: std::time::Duration) -> WindowTvf {
+    WindowTvf::Hop {
+        slide: millis(slide),
+        size: millis(size),
+        offset: 0,
+    }
+}
+
+/// `CUMULATE(time, step, max_size)`: windows of `max_size`, each also emitted every `step` as it
+/// grows.
+pub fn cumulate(step: std::time::Duration, max_size: std::time::Duration) -> WindowTvf {
+    WindowTvf::Cumulate {
+        step: millis(step),
+        max_size: millis(max_size),
+        offset: 0,
+    }
+}
+
+/// `SESSION(time, gap)`: per group key, rows less than `gap` apart share a window; only valid
+/// under a window aggregation.
+pub fn session(gap: std::time::Duration) -> WindowTvf {
+    WindowTvf::Session { gap: millis(gap) }
 }

@@ -37,6 +37,7 @@ pub use env::{ChangelogFormat, TableConfig, TableEnv};
 pub use error::TableError;
 pub use rivulet_optimizer::PlanError;
 pub use rivulet_optimizer::plan::{JoinKind, KeepRow, OverWindow};
+pub use rivulet_runtime::relational::WindowTvf;
 pub use statement::{StatementSet, TableSinkTarget};
 pub use table::{GroupedTable, Table, TimeBounds};
 
@@ -45,7 +46,7 @@ pub mod prelude {
     pub use crate::dsl::*;
     pub use crate::{
         ChangelogFormat, GroupedTable, JoinKind, KeepRow, OverWindow, PlanError, StatementSet,
-        Table, TableConfig, TableEnv, TableError, TableSinkTarget, TimeBounds,
+        Table, TableConfig, TableEnv, TableError, TableSinkTarget, TimeBounds, WindowTvf,
     };
     pub use rivulet_optimizer::{ChangelogMode, Expr};
     pub use rivulet_runtime::relational::BadDataPolicy;

@@ -11,6 +11,7 @@ use rivulet_optimizer::physical::{PhysicalPlanner, PlannerConfig, bounded};
 use rivulet_optimizer::plan::{JoinKind, KeepRow, LogicalPlan, OverWindow, Scan, SetOpKind};
 use rivulet_optimizer::source::TableUdfRef;
 use rivulet_optimizer::{ChangelogMode, Column, Expr, PlanError, PlanSchema, SortExpr, builder};
+use rivulet_runtime::relational::WindowTvf;
 use rivulet_runtime::relational::changelog::consolidate;
 use rivulet_runtime::{
     ChangelogBatch, Data, DataStream, Operator, Output, Records, RowKind, Stream, TaskError,
@@ -456,6 +457,25 @@ impl Table {
             JoinKind::Inner,
             names,
             "lateral_join",
+        )?))
+    }
+
+    /// A window table function over the event-time column `time` (see [`tumble`](crate::tumble),
+    /// [`hop`](crate::hop), [`cumulate`](crate::cumulate), [`session`](crate::session)): each
+    /// row with the `window_start`, `window_end` and `window_time` of its windows (one row per
+    /// window for HOP and CUMULATE). Grouping the result by `window_start`, `window_end` (and
+    /// other keys) is a window aggregation: one final, insert-only row per key and window once
+    /// the watermark passes the window's end, its state freed then. `window_time` is a time
+    /// attribute, so windows cascade. A SESSION window is only valid under such a grouping.
+    ///
+    /// # Errors
+    /// A `time` that is not an event-time attribute, an updating input, or invalid durations.
+    pub fn window(&self, time: impl Into<Expr>, window: WindowTvf) -> Result<Table, PlanError> {
+        Ok(self.derive(builder::window_table(
+            Arc::clone(&self.plan),
+            time.into(),
+            window,
+            "window",
         )?))
     }
 

@@ -291,3 +291,195 @@ fn streaming_operators_reject_what_they_cannot_read() {
     let err = t.top_n([col("k")], [col("v").desc()], 0).err().unwrap();
     assert!(err.to_string().contains("at least 1"), "{err}");
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Windowed {
+    k: i64,
+    ws: i64,
+    we: i64,
+    n: i64,
+    s: Option<i64>,
+}
+
+/// Counts and sums per key and window, from each row's windows.
+fn windowed(rows: &[Event], windows: impl Fn(i64) -> Vec<(i64, i64)>) -> Vec<Windowed> {
+    let mut acc: BTreeMap<(i64, i64, i64), (i64, i64)> = BTreeMap::new();
+    for r in rows {
+        for (s, e) in windows(r.ts) {
+            let a = acc.entry((r.k, s, e)).or_default();
+            a.0 += 1;
+            a.1 += r.v;
+        }
+    }
+    acc.into_iter()
+        .map(|((k, ws, we), (n, s))| Windowed {
+            k,
+            ws,
+            we,
+            n,
+            s: Some(s),
+        })
+        .collect()
+}
+
+/// Sessions per key: as Flink, windows that touch (a row exactly `gap` after the last) merge.
+fn sessions(rows: &[Event], gap: i64) -> Vec<Windowed> {
+    let mut out = Vec::new();
+    for (k, mut g) in by_key(rows) {
+        g.sort_by_key(|r| r.ts);
+        let mut current: Option<(i64, i64, i64, i64)> = None;
+        for r in g {
+            current = match current {
+                Some((start, last, n, s)) if r.ts - last <= gap => {
+                    Some((start, r.ts, n + 1, s + r.v))
+                }
+                Some((start, last, n, s)) => {
+                    out.push(Windowed {
+                        k,
+                        ws: start,
+                        we: last + gap,
+                        n,
+                        s: Some(s),
+                    });
+                    Some((r.ts, r.ts, 1, r.v))
+                }
+                None => Some((r.ts, r.ts, 1, r.v)),
+            };
+        }
+        if let Some((start, last, n, s)) = current {
+            out.push(Windowed {
+                k,
+                ws: start,
+                we: last + gap,
+                n,
+                s: Some(s),
+            });
+        }
+    }
+    out
+}
+
+fn window_counts(t: &Table, window: WindowTvf) -> Table {
+    let ms = |c: &str| {
+        col(c)
+            .cast(arrow::datatypes::DataType::Int64)
+            .alias(c.replace("window_start", "ws").replace("window_end", "we"))
+    };
+    t.window(col("ts"), window)
+        .unwrap()
+        .group_by([col("k"), col("window_start"), col("window_end")])
+        .select([
+            col("k"),
+            col("window_start"),
+            col("window_end"),
+            count_star().alias("n"),
+            sum(col("v")).alias("s"),
+        ])
+        .unwrap()
+        .select([
+            col("k"),
+            ms("window_start"),
+            ms("window_end"),
+            col("n"),
+            col("s"),
+        ])
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Window aggregation over TUMBLE, HOP, CUMULATE and SESSION equals a per-window count of
+    /// the rows, and is insert-only.
+    #[test]
+    fn window_aggregations(rows in events(40), parallelism in 1usize..3) {
+        let env = env(parallelism);
+        let t = table(&env, &rows);
+        let start = |ts: i64, size: i64| ts - ts.rem_euclid(size);
+        let tumbling = window_counts(&t, tumble(Duration::from_millis(50)));
+        prop_assert_eq!(tumbling.changelog_mode(), ChangelogMode::InsertOnly);
+        prop_assert_eq!(
+            sorted(tumbling.collect_as::<Windowed>().unwrap()),
+            sorted(windowed(&rows, |ts| vec![(start(ts, 50), start(ts, 50) + 50)]))
+        );
+        let hopping = window_counts(&t, hop(Duration::from_millis(20), Duration::from_millis(60)));
+        prop_assert_eq!(
+            sorted(hopping.collect_as::<Windowed>().unwrap()),
+            sorted(windowed(&rows, |ts| {
+                let last = start(ts, 20);
+                (0..3).map(|i| (last - i * 20, last - i * 20 + 60)).collect()
+            }))
+        );
+        let cumulating = window_counts(&t, cumulate(Duration::from_millis(20), Duration::from_millis(60)));
+        prop_assert_eq!(
+            sorted(cumulating.collect_as::<Windowed>().unwrap()),
+            sorted(windowed(&rows, |ts| {
+                let s = start(ts, 60);
+                (1..=3).map(|k| (s, s + k * 20)).filter(|&(_, e)| ts < e).collect()
+            }))
+        );
+        let sessioned = window_counts(&t, session(Duration::from_millis(25)));
+        prop_assert_eq!(sorted(sessioned.collect_as::<Windowed>().unwrap()), sorted(sessions(&rows, 25)));
+    }
+}
+
+#[test]
+fn the_window_table_function_adds_window_columns() {
+    let env = env(1);
+    let rows = vec![Event {
+        k: 1,
+        v: 2,
+        ts: 1_234,
+    }];
+    let t = table(&env, &rows);
+    let windows = t
+        .window(
+            col("ts"),
+            hop(Duration::from_millis(500), Duration::from_millis(1_000)),
+        )
+        .unwrap();
+    assert_eq!(
+        windows.schema().names(),
+        vec!["k", "v", "ts", "window_start", "window_end", "window_time"]
+    );
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct W {
+        window_start: i64,
+        window_end: i64,
+    }
+    let mut got = windows
+        .select([col("window_start"), col("window_end")])
+        .unwrap()
+        .collect_as::<W>()
+        .unwrap();
+    got.sort_by_key(|w| w.window_start);
+    assert_eq!(
+        got,
+        vec![
+            W {
+                window_start: 500,
+                window_end: 1_500
+            },
+            W {
+                window_start: 1_000,
+                window_end: 2_000
+            },
+        ]
+    );
+    let err = t
+        .window(
+            col("ts"),
+            hop(Duration::from_millis(300), Duration::from_millis(1_000)),
+        )
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("multiple"), "{err}");
+    let err = t
+        .window(col("v"), tumble(Duration::from_secs(1)))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("not an event-time attribute"),
+        "{err}"
+    );
+}

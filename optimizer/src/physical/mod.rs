@@ -178,6 +178,7 @@ impl<'a> PhysicalPlanner<'a> {
             LogicalPlan::TopN(t) => self.lower_top_n(t),
             LogicalPlan::Deduplicate(d) => self.lower_deduplicate(d),
             LogicalPlan::OverAggregate(o) => self.lower_over(o),
+            LogicalPlan::WindowTable(w) => self.lower_window_table(w),
             LogicalPlan::Correlate(c) => {
                 let stream = self.lower(&c.input)?;
                 let args = c

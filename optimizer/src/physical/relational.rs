@@ -12,7 +12,8 @@ use rivulet_runtime::relational::rank::{RankOperator, RankSpec, SortKey as RankK
 use rivulet_runtime::relational::set_op::{SetOpOperator, SetOpType};
 use rivulet_runtime::relational::{
     AggregateCall, AggregateKind, EmitMode, GroupAggregateOperator, GroupAggregateSpec,
-    IntervalJoinOperator, IntervalJoinSpec, PhysicalExprRef,
+    IntervalJoinOperator, IntervalJoinSpec, PhysicalExprRef, WindowAggregateOperator,
+    WindowAggregateSpec, WindowAssignOperator,
 };
 use rivulet_runtime::{ChangelogBatch, Stream};
 
@@ -22,7 +23,7 @@ use crate::expr::typing::{common_type, infer};
 use crate::expr::{AggregateFunction, Column, Expr};
 use crate::plan::{
     Aggregate, Deduplicate, Join, JoinKind, KeepRow, LogicalPlan, OverAggregate, OverWindow,
-    SetOpKind, SetOperation, TopN,
+    SetOpKind, SetOperation, TopN, WindowTable,
 };
 use crate::schema::{PlanField, PlanSchema};
 
@@ -35,6 +36,9 @@ impl PhysicalPlanner<'_> {
         &mut self,
         agg: &Aggregate,
     ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        if let Some((w, roles)) = crate::plan::window_aggregation(agg) {
+            return self.lower_window_aggregate(agg, w, &roles);
+        }
         let input = self.lower(&agg.input)?;
         let schema = agg.input.schema();
         let mut pre: Vec<PhysicalExprRef> = Vec::new();
@@ -50,44 +54,8 @@ impl PhysicalPlanner<'_> {
         }
         let mut calls = Vec::new();
         for (i, a) in agg.aggregates.iter().enumerate() {
-            let Expr::Aggregate {
-                func,
-                args,
-                distinct,
-                filter,
-            } = a.unalias()
-            else {
-                return Err(PlanError::invalid(
-                    "aggregate",
-                    format!("`{a}` is not an aggregate"),
-                ));
-            };
-            let positions = args
-                .iter()
-                .enumerate()
-                .map(|(j, arg)| push(arg, format!("$a{i}_{j}")))
-                .collect::<Result<Vec<_>, _>>()?;
-            let filter = filter
-                .as_ref()
-                .map(|f| push(f, format!("$f{i}")))
-                .transpose()?;
-            let kind = match (func, args.is_empty()) {
-                (AggregateFunction::Count, true) => AggregateKind::CountStar,
-                (AggregateFunction::Count, false) => AggregateKind::Count,
-                (AggregateFunction::Sum, _) => AggregateKind::Sum,
-                (AggregateFunction::Avg, _) => AggregateKind::Avg,
-                (AggregateFunction::Min, _) => AggregateKind::Min,
-                (AggregateFunction::Max, _) => AggregateKind::Max,
-                (AggregateFunction::User(udf), _) => AggregateKind::User(Arc::clone(udf)),
-            };
-            let out = agg.schema.field(agg.group.len() + i);
-            calls.push(AggregateCall {
-                kind,
-                args: positions,
-                distinct: *distinct,
-                filter,
-                output: out.to_arrow(),
-            });
+            let out = agg.schema.field(agg.group.len() + i).to_arrow();
+            calls.push(aggregate_call(a, out, "aggregate", &mut push, i)?);
         }
         let pre_schema = Arc::new(Schema::new(pre_fields));
         let keys = agg.group.len();
@@ -457,6 +425,54 @@ impl PhysicalPlanner<'_> {
     }
 }
 
+/// The runtime call of the aggregate `a`, producing `output`; `push` adds an argument or filter
+/// expression to the input Calc and returns its position there.
+fn aggregate_call(
+    a: &Expr,
+    output: Field,
+    operation: &str,
+    push: &mut dyn FnMut(&Expr, String) -> Result<usize, PlanError>,
+    i: usize,
+) -> Result<AggregateCall, PlanError> {
+    let Expr::Aggregate {
+        func,
+        args,
+        distinct,
+        filter,
+    } = a.unalias()
+    else {
+        return Err(PlanError::invalid(
+            operation,
+            format!("`{a}` is not an aggregate"),
+        ));
+    };
+    let positions = args
+        .iter()
+        .enumerate()
+        .map(|(j, arg)| push(arg, format!("$a{i}_{j}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = filter
+        .as_ref()
+        .map(|f| push(f, format!("$f{i}")))
+        .transpose()?;
+    let kind = match (func, args.is_empty()) {
+        (AggregateFunction::Count, true) => AggregateKind::CountStar,
+        (AggregateFunction::Count, false) => AggregateKind::Count,
+        (AggregateFunction::Sum, _) => AggregateKind::Sum,
+        (AggregateFunction::Avg, _) => AggregateKind::Avg,
+        (AggregateFunction::Min, _) => AggregateKind::Min,
+        (AggregateFunction::Max, _) => AggregateKind::Max,
+        (AggregateFunction::User(udf), _) => AggregateKind::User(Arc::clone(udf)),
+    };
+    Ok(AggregateCall {
+        kind,
+        args: positions,
+        distinct: *distinct,
+        filter,
+        output,
+    })
+}
+
 impl PhysicalPlanner<'_> {
     /// `stream` hashed on `keys`, or gathered on one subtask (which the operator after it then
     /// runs on) when there are none.
@@ -554,51 +570,16 @@ impl PhysicalPlanner<'_> {
                 f.nullable,
             ));
         }
+        let mut push = |e: &Expr, name: String| -> Result<usize, PlanError> {
+            let (t, n) = infer(e, schema, "over")?;
+            pre.push(create_physical_expr(e, schema)?);
+            pre_fields.push(Field::new(name, t, n));
+            Ok(pre.len() - 1)
+        };
         let mut calls = Vec::new();
         for (i, a) in o.aggregates.iter().enumerate() {
-            let Expr::Aggregate {
-                func,
-                args,
-                distinct,
-                filter,
-            } = a.unalias()
-            else {
-                return Err(PlanError::invalid(
-                    "over",
-                    format!("`{a}` is not an aggregate"),
-                ));
-            };
-            let mut push = |e: &Expr, name: String| -> Result<usize, PlanError> {
-                let (t, n) = infer(e, schema, "over")?;
-                pre.push(create_physical_expr(e, schema)?);
-                pre_fields.push(Field::new(name, t, n));
-                Ok(pre.len() - 1)
-            };
-            let positions = args
-                .iter()
-                .enumerate()
-                .map(|(j, arg)| push(arg, format!("$a{i}_{j}")))
-                .collect::<Result<Vec<_>, _>>()?;
-            let filter = filter
-                .as_ref()
-                .map(|f| push(f, format!("$f{i}")))
-                .transpose()?;
-            let kind = match (func, args.is_empty()) {
-                (AggregateFunction::Count, true) => AggregateKind::CountStar,
-                (AggregateFunction::Count, false) => AggregateKind::Count,
-                (AggregateFunction::Sum, _) => AggregateKind::Sum,
-                (AggregateFunction::Avg, _) => AggregateKind::Avg,
-                (AggregateFunction::Min, _) => AggregateKind::Min,
-                (AggregateFunction::Max, _) => AggregateKind::Max,
-                (AggregateFunction::User(udf), _) => AggregateKind::User(Arc::clone(udf)),
-            };
-            calls.push(AggregateCall {
-                kind,
-                args: positions,
-                distinct: *distinct,
-                filter,
-                output: o.schema.field(width + i).to_arrow(),
-            });
+            let out = o.schema.field(width + i).to_arrow();
+            calls.push(aggregate_call(a, out, "over", &mut push, i)?);
         }
         let pre_schema = Arc::new(Schema::new(pre_fields));
         let stream = self.calc(
@@ -646,5 +627,164 @@ impl PhysicalPlanner<'_> {
             })
             .collect();
         Ok(self.calc(&out, None, Some(exprs), o.schema.to_arrow(), "OverOutput"))
+    }
+}
+
+impl PhysicalPlanner<'_> {
+    /// A window table function on its own: the window columns appended to each row.
+    pub(super) fn lower_window_table(
+        &mut self,
+        w: &WindowTable,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let input = self.lower(&w.input)?;
+        let schema = w.input.schema().to_arrow();
+        let (time, window) = (w.time, w.window);
+        WindowAssignOperator::new(Arc::clone(&schema), time, window)
+            .map_err(|e| PlanError::invalid("window", e.to_string()))?;
+        Ok(
+            input.same_parallelism(input.transform("WindowTable", move || {
+                WindowAssignOperator::new(Arc::clone(&schema), time, window)
+                    .expect("the window was validated when planned")
+            })),
+        )
+    }
+
+    /// A window aggregation (`GROUP BY window_start, window_end, keys` over a window table
+    /// function): a Calc computing the keys, the time and the arguments, a hash exchange on the
+    /// keys, the window aggregate (which assigns the windows itself), and a Calc putting the
+    /// columns in the aggregate's order.
+    pub(super) fn lower_window_aggregate(
+        &mut self,
+        agg: &Aggregate,
+        w: &WindowTable,
+        roles: &[Option<usize>],
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let input = self.lower(&w.input)?;
+        // Expressions are resolved in the window table's schema, whose first columns are the
+        // input's; they must not use the window columns, which the input does not have.
+        let schema = w.schema.as_ref();
+        let inputs = w.input.schema().len();
+        let mut pre: Vec<PhysicalExprRef> = Vec::new();
+        let mut pre_fields: Vec<Field> = Vec::new();
+        let mut push = |e: &Expr, name: String| -> Result<usize, PlanError> {
+            let mut window_column = None;
+            e.any(&mut |x| {
+                if let Expr::Column(c) = x
+                    && schema
+                        .index_of(c, "window aggregation")
+                        .is_ok_and(|i| i >= inputs)
+                {
+                    window_column = Some(c.to_string());
+                }
+                false
+            });
+            if let Some(c) = window_column {
+                return Err(PlanError::unsupported(
+                    "window aggregation",
+                    format!("`{c}` inside the expression `{e}`; group by the window column itself"),
+                ));
+            }
+            let (t, n) = infer(e, schema, "window aggregation")?;
+            pre.push(create_physical_expr(e, schema)?);
+            pre_fields.push(Field::new(name, t, n));
+            Ok(pre.len() - 1)
+        };
+        let mut key_of_group = Vec::new();
+        for (i, (g, role)) in agg.group.iter().zip(roles).enumerate() {
+            if role.is_none() {
+                key_of_group.push(Some(push(g, format!("$g{i}"))?));
+            } else {
+                key_of_group.push(None);
+            }
+        }
+        let keys = key_of_group.iter().flatten().count();
+        let time_field = w.input.schema().field(w.time);
+        let time = push(
+            &Expr::Column(Column {
+                relation: time_field.qualifier.as_deref().map(str::to_owned),
+                name: time_field.name.clone(),
+            }),
+            "$time".into(),
+        )?;
+        let mut calls = Vec::new();
+        for (i, a) in agg.aggregates.iter().enumerate() {
+            let out = agg.schema.field(agg.group.len() + i).to_arrow();
+            calls.push(aggregate_call(a, out, "window aggregation", &mut push, i)?);
+        }
+        let pre_schema = Arc::new(Schema::new(pre_fields));
+        let stream = self.calc(
+            &input,
+            None,
+            Some(pre),
+            Arc::clone(&pre_schema),
+            "WindowAggregateInput",
+        );
+        let mut out_fields: Vec<Field> = pre_schema.fields()[..keys]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (name, column) in ["window_start", "window_end", "window_time"]
+            .into_iter()
+            .zip(w.window_columns())
+        {
+            out_fields.push(Field::new(
+                name,
+                schema.field(column).data_type.clone(),
+                false,
+            ));
+        }
+        out_fields.extend(calls.iter().map(|c| c.output.clone()));
+        let spec = WindowAggregateSpec {
+            time_column: time,
+            window: w.window,
+            group_columns: (0..keys).collect(),
+            aggregates: calls,
+            input_schema: Arc::clone(&pre_schema),
+            output_schema: Arc::new(Schema::new(out_fields)),
+        };
+        let op_schema = Arc::clone(&spec.output_schema);
+        WindowAggregateOperator::new(spec.clone())
+            .map_err(|e| PlanError::invalid("window aggregation", e.to_string()))?;
+        let uid = self.uid("window-aggregate");
+        let key_columns: Vec<usize> = (0..keys).collect();
+        let out = Self::keyed(stream, &key_columns).transform("WindowAggregate", move || {
+            WindowAggregateOperator::new(spec.clone()).expect("the spec was validated when planned")
+        });
+        let out = if keys == 0 {
+            out.set_parallelism(1)
+        } else {
+            out
+        }
+        .uid(&uid);
+        // The aggregate's order: its group expressions, then the aggregates.
+        let order: Vec<usize> = key_of_group
+            .iter()
+            .zip(roles)
+            .map(|(key, role)| match (key, role) {
+                (Some(k), _) => *k,
+                (None, Some(r)) => keys + r,
+                (None, None) => unreachable!("a group expression is a key or a window column"),
+            })
+            .chain((0..agg.aggregates.len()).map(|i| keys + 3 + i))
+            .collect();
+        let exprs = order
+            .into_iter()
+            .map(|i| {
+                let f = op_schema.field(i);
+                Arc::new(rivulet_runtime::relational::expr::ColumnExpr::new(
+                    f.name().clone(),
+                    i,
+                    f.data_type().clone(),
+                    f.is_nullable(),
+                )) as PhysicalExprRef
+            })
+            .collect();
+        Ok(self.calc(
+            &out,
+            None,
+            Some(exprs),
+            agg.schema.to_arrow(),
+            "WindowAggregateOutput",
+        ))
     }
 }
