@@ -74,6 +74,7 @@ pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
             SetOpKind::Intersect => ChangelogMode::InsertOnly,
             SetOpKind::Except => ChangelogMode::Retract,
         },
+        LogicalPlan::TopN(t) if crate::plan::window_top_n(t).is_some() => ChangelogMode::InsertOnly,
         LogicalPlan::TopN(_) => ChangelogMode::Retract,
         LogicalPlan::Deduplicate(d) => match d.keep {
             crate::plan::KeepRow::First => ChangelogMode::InsertOnly,

@@ -649,6 +649,31 @@ pub fn window_aggregation(agg: &Aggregate) -> Option<(&WindowTable, Vec<Option<u
     (roles.contains(&Some(0)) && roles.contains(&Some(1))).then_some((w, roles))
 }
 
+/// A Top-N that is a window Top-N: partitioned by the `window_start` and `window_end` columns
+/// (timestamps, as a window table function or window aggregation makes them) of an insert-only
+/// input, so each window's top rows are final once the watermark passes its end. Returns the
+/// positions of the two window columns and of the other partition columns.
+pub fn window_top_n(t: &TopN) -> Option<(usize, usize, Vec<usize>)> {
+    let schema = t.input.schema();
+    let find = |name: &str| {
+        t.partition_by.iter().copied().find(|&c| {
+            let f = schema.field(c);
+            f.name == name && matches!(f.data_type, arrow::datatypes::DataType::Timestamp(_, _))
+        })
+    };
+    let (start, end) = (find("window_start")?, find("window_end")?);
+    if !crate::changelog::changelog_mode(&t.input, false).is_insert_only() {
+        return None;
+    }
+    let others = t
+        .partition_by
+        .iter()
+        .copied()
+        .filter(|&c| c != start && c != end)
+        .collect();
+    Some((start, end, others))
+}
+
 /// The names of the columns at `columns`, comma-separated.
 fn names(schema: &crate::schema::PlanSchema, columns: &[usize]) -> String {
     columns

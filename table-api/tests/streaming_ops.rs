@@ -483,3 +483,59 @@ fn the_window_table_function_adds_window_columns() {
         "{err}"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// A Top-N partitioned by the window of a window aggregation is a window Top-N: insert-only,
+    /// each window's top rows once the watermark passes it.
+    #[test]
+    fn window_top_n_over_a_window_aggregation(rows in events(40), parallelism in 1usize..3) {
+        let env = env(parallelism);
+        let t = table(&env, &rows);
+        let counts = t
+            .window(col("ts"), tumble(Duration::from_millis(50)))
+            .unwrap()
+            .group_by([col("window_start"), col("window_end"), col("k")])
+            .select([col("window_start"), col("window_end"), col("k"), count_star().alias("n"), sum(col("v")).alias("s")])
+            .unwrap();
+        let top = counts
+            .top_n_with_row_number(
+                [col("window_start"), col("window_end")],
+                [col("n").desc(), col("k").asc()],
+                2,
+                "rn",
+            )
+            .unwrap();
+        prop_assert_eq!(top.changelog_mode(), ChangelogMode::InsertOnly);
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+        struct Top {
+            ws: i64,
+            k: i64,
+            n: i64,
+            rn: i64,
+        }
+        let got = top
+            .select([
+                col("window_start").cast(arrow::datatypes::DataType::Int64).alias("ws"),
+                col("k"),
+                col("n"),
+                col("rn"),
+            ])
+            .unwrap()
+            .collect_as::<Top>()
+            .unwrap();
+        let mut per_window: BTreeMap<i64, Vec<Windowed>> = BTreeMap::new();
+        for w in windowed(&rows, |ts| vec![(ts - ts.rem_euclid(50), ts - ts.rem_euclid(50) + 50)]) {
+            per_window.entry(w.ws).or_default().push(w);
+        }
+        let mut want = Vec::new();
+        for (ws, mut ws_rows) in per_window {
+            ws_rows.sort_by_key(|w| (std::cmp::Reverse(w.n), w.k));
+            for (i, w) in ws_rows.into_iter().take(2).enumerate() {
+                want.push(Top { ws, k: w.k, n: w.n, rn: i as i64 + 1 });
+            }
+        }
+        prop_assert_eq!(sorted(got), sorted(want));
+    }
+}

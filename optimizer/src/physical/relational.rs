@@ -10,6 +10,9 @@ use rivulet_runtime::relational::join::{JoinMode, JoinOperator, JoinSpec, JoinTy
 use rivulet_runtime::relational::over::{OverAggregateOperator, OverAggregateSpec, OverFrame};
 use rivulet_runtime::relational::rank::{RankOperator, RankSpec, SortKey as RankKey};
 use rivulet_runtime::relational::set_op::{SetOpOperator, SetOpType};
+use rivulet_runtime::relational::window::{
+    RankSortKey, WindowColumns, WindowRankOperator, WindowRankSpec,
+};
 use rivulet_runtime::relational::{
     AggregateCall, AggregateKind, EmitMode, GroupAggregateOperator, GroupAggregateSpec,
     IntervalJoinOperator, IntervalJoinSpec, PhysicalExprRef, WindowAggregateOperator,
@@ -486,6 +489,9 @@ impl PhysicalPlanner<'_> {
 
     /// Top-N: a hash exchange on the partition columns and the rank operator.
     pub(super) fn lower_top_n(&mut self, t: &TopN) -> Result<Stream<ChangelogBatch>, PlanError> {
+        if let Some((start, end, others)) = crate::plan::window_top_n(t) {
+            return self.lower_window_top_n(t, start, end, others);
+        }
         let input = self.lower(&t.input)?;
         let spec = RankSpec::new(
             t.input.schema().to_arrow(),
@@ -786,5 +792,68 @@ impl PhysicalPlanner<'_> {
             agg.schema.to_arrow(),
             "WindowAggregateOutput",
         ))
+    }
+}
+
+impl PhysicalPlanner<'_> {
+    /// A window Top-N: a hash exchange on the partition columns besides the window, and the
+    /// window rank operator, which emits each window's top rows once the watermark passes it.
+    fn lower_window_top_n(
+        &mut self,
+        t: &TopN,
+        start: usize,
+        end: usize,
+        others: Vec<usize>,
+    ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        let input = self.lower(&t.input)?;
+        let n = usize::try_from(t.n).unwrap_or(usize::MAX);
+        let mut spec = WindowRankSpec::top_n(
+            t.input.schema().to_arrow(),
+            WindowColumns::new(start, end),
+            others.clone(),
+            t.order
+                .iter()
+                .map(|&(column, ascending, nulls_first)| RankSortKey {
+                    column,
+                    descending: !ascending,
+                    nulls_first,
+                }),
+            n,
+        );
+        if let Some(name) = &t.rank_column {
+            spec = spec.with_row_number(name.clone());
+        }
+        WindowRankOperator::new(spec.clone())
+            .map_err(|e| PlanError::invalid("top_n", e.to_string()))?;
+        let uid = self.uid("window-rank");
+        let out = Self::keyed(input, &others).transform("WindowRank", move || {
+            WindowRankOperator::new(spec.clone()).expect("the spec was validated when planned")
+        });
+        let out = if others.is_empty() {
+            out.set_parallelism(1)
+        } else {
+            out
+        }
+        .uid(&uid);
+        Ok(self.conform_names(out, t))
+    }
+
+    /// The window rank's output renamed to the plan's names (the row number's in particular).
+    fn conform_names(&mut self, out: Stream<ChangelogBatch>, t: &TopN) -> Stream<ChangelogBatch> {
+        let schema = t.schema.to_arrow();
+        let exprs = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                Arc::new(rivulet_runtime::relational::expr::ColumnExpr::new(
+                    f.name().clone(),
+                    i,
+                    f.data_type().clone(),
+                    f.is_nullable(),
+                )) as PhysicalExprRef
+            })
+            .collect();
+        self.calc(&out, None, Some(exprs), schema, "WindowRankOutput")
     }
 }
