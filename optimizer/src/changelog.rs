@@ -66,6 +66,8 @@ pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
         LogicalPlan::Distinct(_) => ChangelogMode::InsertOnly,
         // Matches of an interval join are final once the watermark passes their interval.
         LogicalPlan::Join(j) if j.interval.is_some() => ChangelogMode::InsertOnly,
+        // So are a window join's, once the watermark passes their window.
+        LogicalPlan::Join(j) if crate::plan::window_join(j).is_some() => ChangelogMode::InsertOnly,
         LogicalPlan::Join(j) => match j.kind {
             JoinKind::Inner | JoinKind::Semi => ChangelogMode::InsertOnly,
             _ => ChangelogMode::Retract,
@@ -76,6 +78,9 @@ pub fn changelog_mode(plan: &LogicalPlan, batch: bool) -> ChangelogMode {
         },
         LogicalPlan::TopN(t) if crate::plan::window_top_n(t).is_some() => ChangelogMode::InsertOnly,
         LogicalPlan::TopN(_) => ChangelogMode::Retract,
+        LogicalPlan::Deduplicate(d) if crate::plan::window_deduplicate(d).is_some() => {
+            ChangelogMode::InsertOnly
+        }
         LogicalPlan::Deduplicate(d) => match d.keep {
             crate::plan::KeepRow::First => ChangelogMode::InsertOnly,
             crate::plan::KeepRow::Last => ChangelogMode::Retract,

@@ -674,6 +674,60 @@ pub fn window_top_n(t: &TopN) -> Option<(usize, usize, Vec<usize>)> {
     Some((start, end, others))
 }
 
+/// Whether `plan`'s column `c` is a window bound column named `name` (a timestamp).
+fn is_window_column(plan: &LogicalPlan, c: usize, name: &str) -> bool {
+    let f = plan.schema().field(c);
+    f.name == name && matches!(f.data_type, arrow::datatypes::DataType::Timestamp(_, _))
+}
+
+/// A deduplication that is a window deduplication: keyed by `window_start` and `window_end` of
+/// an insert-only windowed table, ordered by event time. Returns the window columns' and the
+/// other keys' positions.
+pub fn window_deduplicate(d: &Deduplicate) -> Option<(usize, usize, Vec<usize>)> {
+    d.time?;
+    let find = |name: &str| {
+        d.keys
+            .iter()
+            .copied()
+            .find(|&c| is_window_column(&d.input, c, name))
+    };
+    let (start, end) = (find("window_start")?, find("window_end")?);
+    if !crate::changelog::changelog_mode(&d.input, false).is_insert_only() {
+        return None;
+    }
+    let others = d
+        .keys
+        .iter()
+        .copied()
+        .filter(|&c| c != start && c != end)
+        .collect();
+    Some((start, end, others))
+}
+
+/// A join that is a window join: both insert-only inputs windowed, joined on `window_start =
+/// window_end` and `window_end = window_end` among other equalities. Returns the indices in
+/// `on` of the two window pairs.
+pub fn window_join(j: &Join) -> Option<(usize, usize)> {
+    if j.interval.is_some() {
+        return None;
+    }
+    let pair = |name: &str| {
+        j.on.iter()
+            .position(|(l, r)| match (l.unalias(), r.unalias()) {
+                (Expr::Column(lc), Expr::Column(rc)) => {
+                    let l = j.left.schema().index_of(lc, "window join").ok();
+                    let r = j.right.schema().index_of(rc, "window join").ok();
+                    matches!((l, r), (Some(l), Some(r))
+                    if is_window_column(&j.left, l, name) && is_window_column(&j.right, r, name))
+                }
+                _ => false,
+            })
+    };
+    let (start, end) = (pair("window_start")?, pair("window_end")?);
+    let insert_only = |p: &LogicalPlan| crate::changelog::changelog_mode(p, false).is_insert_only();
+    (insert_only(&j.left) && insert_only(&j.right)).then_some((start, end))
+}
+
 /// The names of the columns at `columns`, comma-separated.
 fn names(schema: &crate::schema::PlanSchema, columns: &[usize]) -> String {
     columns

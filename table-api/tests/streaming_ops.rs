@@ -398,6 +398,7 @@ proptest! {
         let start = |ts: i64, size: i64| ts - ts.rem_euclid(size);
         let tumbling = window_counts(&t, tumble(Duration::from_millis(50)));
         prop_assert_eq!(tumbling.changelog_mode(), ChangelogMode::InsertOnly);
+        prop_assert!(tumbling.explain().contains("WindowAggregate"));
         prop_assert_eq!(
             sorted(tumbling.collect_as::<Windowed>().unwrap()),
             sorted(windowed(&rows, |ts| vec![(start(ts, 50), start(ts, 50) + 50)]))
@@ -508,6 +509,7 @@ proptest! {
             )
             .unwrap();
         prop_assert_eq!(top.changelog_mode(), ChangelogMode::InsertOnly);
+        prop_assert!(top.explain().contains("WindowRank"));
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
         struct Top {
             ws: i64,
@@ -537,5 +539,100 @@ proptest! {
             }
         }
         prop_assert_eq!(sorted(got), sorted(want));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// A join of two windowed tables on their window bounds is a window join, and a
+    /// deduplication keyed by the window is a window deduplication: both insert-only and equal to
+    /// a per-window computation.
+    #[test]
+    fn window_join_and_window_deduplication(
+        left in events(30),
+        right in events(30),
+        parallelism in 1usize..3,
+    ) {
+        let env = env(parallelism);
+        let size = Duration::from_millis(50);
+        let counts = |rows: &[Event], p: &str| {
+            table(&env, rows)
+                .window(col("ts"), tumble(size))
+                .unwrap()
+                .group_by([col("window_start"), col("window_end"), col("k")])
+                .select([
+                    col("window_start"),
+                    col("window_end"),
+                    col("k").alias(format!("{p}k")),
+                    count_star().alias(format!("{p}n")),
+                ])
+                .unwrap()
+        };
+        let (l, r) = (counts(&left, "l").alias("l"), counts(&right, "r").alias("r"));
+        let joined = l
+            .join(
+                &r,
+                col("lk")
+                    .eq(col("rk"))
+                    .and(col("l.window_start").eq(col("r.window_start")))
+                    .and(col("l.window_end").eq(col("r.window_end"))),
+            )
+            .unwrap();
+        prop_assert_eq!(joined.changelog_mode(), ChangelogMode::InsertOnly);
+        prop_assert!(joined.explain().contains("WindowJoin(inner)"), "{}", joined.explain());
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+        struct J {
+            ws: i64,
+            k: i64,
+            ln: i64,
+            rn: i64,
+        }
+        let got = joined
+            .select([
+                col("l.window_start").cast(arrow::datatypes::DataType::Int64).alias("ws"),
+                col("lk").alias("k"),
+                col("ln"),
+                col("rn"),
+            ])
+            .unwrap()
+            .collect_as::<J>()
+            .unwrap();
+        let start = |ts: i64| ts - ts.rem_euclid(50);
+        let per = |rows: &[Event]| {
+            let mut m: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+            for e in rows {
+                *m.entry((start(e.ts), e.k)).or_default() += 1;
+            }
+            m
+        };
+        let (lm, rm) = (per(&left), per(&right));
+        let want: Vec<J> = lm
+            .iter()
+            .filter_map(|(&(ws, k), &ln)| rm.get(&(ws, k)).map(|&rn| J { ws, k, ln, rn }))
+            .collect();
+        prop_assert_eq!(sorted(got), sorted(want));
+
+        // The first click per key and window by time (equal times: the first to arrive).
+        let firsts = table(&env, &left)
+            .window(col("ts"), tumble(size))
+            .unwrap()
+            .deduplicate([col("window_start"), col("window_end"), col("k")], KeepRow::First, Some(col("ts")))
+            .unwrap();
+        prop_assert_eq!(firsts.changelog_mode(), ChangelogMode::InsertOnly);
+        prop_assert!(firsts.explain().contains("WindowDeduplicate"));
+        let got = firsts
+            .select([col("k"), col("v"), col("ts").cast(arrow::datatypes::DataType::Int64).alias("ts")])
+            .unwrap()
+            .collect_as::<Event>()
+            .unwrap();
+        let mut best: BTreeMap<(i64, i64), Event> = BTreeMap::new();
+        for e in &left {
+            let entry = best.entry((start(e.ts), e.k)).or_insert_with(|| e.clone());
+            if e.ts < entry.ts {
+                *entry = e.clone();
+            }
+        }
+        prop_assert_eq!(sorted(got), sorted(best.into_values().collect()));
     }
 }

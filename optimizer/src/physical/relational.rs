@@ -11,7 +11,8 @@ use rivulet_runtime::relational::over::{OverAggregateOperator, OverAggregateSpec
 use rivulet_runtime::relational::rank::{RankOperator, RankSpec, SortKey as RankKey};
 use rivulet_runtime::relational::set_op::{SetOpOperator, SetOpType};
 use rivulet_runtime::relational::window::{
-    RankSortKey, WindowColumns, WindowRankOperator, WindowRankSpec,
+    RankSortKey, WindowColumns, WindowJoinOperator, WindowJoinSpec, WindowRankOperator,
+    WindowRankSpec,
 };
 use rivulet_runtime::relational::{
     AggregateCall, AggregateKind, EmitMode, GroupAggregateOperator, GroupAggregateSpec,
@@ -243,18 +244,61 @@ impl PhysicalPlanner<'_> {
                     )
                     .uid(&uid)
             }
-            None => self.regular_join(
-                join,
-                join_type,
-                left,
-                right,
-                left_keys,
-                right_keys,
-                filter,
-                &ls_ext,
-                &rs_ext,
-                &output_schema,
-            )?,
+            None => match crate::plan::window_join(join) {
+                Some((start, end)) => {
+                    let window = |keys: &[usize]| WindowColumns::new(keys[start], keys[end]);
+                    let (lw, rw) = (window(&left_keys), window(&right_keys));
+                    let others = |keys: &[usize]| -> Vec<usize> {
+                        keys.iter()
+                            .enumerate()
+                            .filter(|(i, _)| *i != start && *i != end)
+                            .map(|(_, &k)| k)
+                            .collect()
+                    };
+                    let (lk, rk) = (others(&left_keys), others(&right_keys));
+                    let mut spec = WindowJoinSpec::new(
+                        join_type,
+                        ls_ext.to_arrow(),
+                        lw,
+                        rs_ext.to_arrow(),
+                        rw,
+                        Arc::clone(&output_schema),
+                    )
+                    .with_keys(lk.clone(), rk.clone());
+                    spec.filter = filter;
+                    spec.eval = self.ctx();
+                    WindowJoinOperator::new(spec.clone())
+                        .map_err(|e| PlanError::invalid("window join", e.to_string()))?;
+                    let uid = self.uid("window-join");
+                    let name = format!("WindowJoin({})", join.kind.name());
+                    let out = Self::keyed(left, &lk).transform_two_input(
+                        &Self::keyed(right, &rk),
+                        &name,
+                        move || {
+                            WindowJoinOperator::new(spec.clone())
+                                .expect("the spec was validated when planned")
+                        },
+                    );
+                    if lk.is_empty() {
+                        out.set_parallelism(1)
+                    } else {
+                        out
+                    }
+                    .uid(&uid)
+                }
+                None => self.regular_join(
+                    join,
+                    join_type,
+                    left,
+                    right,
+                    left_keys,
+                    right_keys,
+                    filter,
+                    &ls_ext,
+                    &rs_ext,
+                    &output_schema,
+                )?,
+            },
         };
         if left_extra.is_empty() && right_extra.is_empty() {
             return Ok(out);
@@ -529,6 +573,29 @@ impl PhysicalPlanner<'_> {
         &mut self,
         d: &Deduplicate,
     ) -> Result<Stream<ChangelogBatch>, PlanError> {
+        if let Some((start, end, others)) = crate::plan::window_deduplicate(d) {
+            let input = self.lower(&d.input)?;
+            let time = d.time.expect("a window deduplication orders by time");
+            let spec = WindowRankSpec::deduplicate(
+                d.input.schema().to_arrow(),
+                WindowColumns::new(start, end),
+                others.clone(),
+                time,
+                d.keep == KeepRow::Last,
+            );
+            WindowRankOperator::new(spec.clone())
+                .map_err(|e| PlanError::invalid("deduplicate", e.to_string()))?;
+            let uid = self.uid("window-deduplicate");
+            let out = Self::keyed(input, &others).transform("WindowDeduplicate", move || {
+                WindowRankOperator::new(spec.clone()).expect("the spec was validated when planned")
+            });
+            return Ok(if others.is_empty() {
+                out.set_parallelism(1)
+            } else {
+                out
+            }
+            .uid(&uid));
+        }
         let input = self.lower(&d.input)?;
         let order = match d.time {
             Some(t) => DedupOrder::EventTime(t),
