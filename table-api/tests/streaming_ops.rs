@@ -636,3 +636,61 @@ proptest! {
         prop_assert_eq!(sorted(got), sorted(best.into_values().collect()));
     }
 }
+
+#[test]
+fn windows_cascade_through_window_time() {
+    let env = env(2);
+    let rows: Vec<Event> = (0..40)
+        .map(|i| Event {
+            k: i % 3,
+            v: 1,
+            ts: 1_000 + i * 10,
+        })
+        .collect();
+    // Counts per key in 50 ms windows, then the sum of those counts per 100 ms window.
+    let fine = table(&env, &rows)
+        .window(col("ts"), tumble(Duration::from_millis(50)))
+        .unwrap()
+        .group_by([
+            col("k"),
+            col("window_start"),
+            col("window_end"),
+            col("window_time"),
+        ])
+        .select([
+            col("k"),
+            col("window_time").alias("rowtime"),
+            count_star().alias("n"),
+        ])
+        .unwrap();
+    let coarse = fine
+        .window(col("rowtime"), tumble(Duration::from_millis(100)))
+        .unwrap()
+        .group_by([col("window_start"), col("window_end")])
+        .select([
+            col("window_start")
+                .cast(arrow::datatypes::DataType::Int64)
+                .alias("ws"),
+            sum(col("n")).alias("total"),
+        ])
+        .unwrap();
+    assert_eq!(coarse.changelog_mode(), ChangelogMode::InsertOnly);
+    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+    struct Total {
+        ws: i64,
+        total: Option<i64>,
+    }
+    let got = sorted(coarse.collect_as::<Total>().unwrap());
+    let mut want: BTreeMap<i64, i64> = BTreeMap::new();
+    for r in &rows {
+        *want.entry(r.ts - r.ts.rem_euclid(100)).or_default() += 1;
+    }
+    let want: Vec<Total> = want
+        .into_iter()
+        .map(|(ws, total)| Total {
+            ws,
+            total: Some(total),
+        })
+        .collect();
+    assert_eq!(got, want);
+}
