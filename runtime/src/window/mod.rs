@@ -79,6 +79,7 @@ use serde::{Deserialize, Serialize};
 pub mod assigner;
 pub mod function;
 pub(crate) mod operator;
+mod store;
 pub mod trigger;
 
 pub use assigner::{
