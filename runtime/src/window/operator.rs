@@ -946,7 +946,7 @@ mod tests {
     use crate::time::ManualClock;
     use crate::window::function::{ReduceContents, WindowContents};
     use crate::window::{
-        CountTrigger, EventTimeSessionWindows, GlobalWindows, SlidingEventTimeWindows,
+        CountTrigger, EventTimeSessionWindows, GlobalWindows, SlidingEventTimeWindows, TimeWindow,
         TumblingProcessingTimeWindows,
     };
 
@@ -1220,6 +1220,59 @@ mod tests {
         }
         after.results.sort();
         (out.results, after.results)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+        /// Snapshots are in the keyed-state format: a plain backend reads every live window's
+        /// slot back from them, under the window's namespace, with the sum a plain computation
+        /// gives.
+        #[test]
+        fn snapshots_are_readable_as_keyed_state(
+            records in proptest::collection::vec((0u32..6, 0u64..100, 0i64..200), 0..120),
+        ) {
+            let assigner =
+                SlidingEventTimeWindows::of(Duration::from_millis(20), Duration::from_millis(10));
+            let mut op = operator(assigner, sum(), 0);
+            op.open(&OperatorContext::new("window", 0, 1, 8)).unwrap();
+            op.process_batch(batch(&records), &mut Recorder::default()).unwrap();
+            let snapshot = op.snapshot_state(1).unwrap();
+
+            let mut expected = std::collections::BTreeMap::new();
+            for &(key, value, ts) in &records {
+                let mut windows = Vec::new();
+                assigner.assign_windows(ts, 0, &mut windows);
+                for window in windows {
+                    *expected.entry((key, window)).or_insert(0) += value;
+                }
+            }
+            let contents = ValueState::<WindowSlot<u32, Option<Event>>>::new("window-contents");
+            let mut found = std::collections::BTreeMap::new();
+            for (&key_group, bytes) in &snapshot.keyed {
+                let mut backend = KeyedStateBackend::new(key_group, key_group);
+                backend.restore_key_group(key_group, bytes).unwrap();
+                contents.register(&mut backend).unwrap();
+                let mut entries = Vec::new();
+                backend
+                    .for_each_entry("window-contents", |_, key, ns| {
+                        entries.push((key.to_vec(), ns.to_vec()));
+                    })
+                    .unwrap();
+                for (key, ns) in entries {
+                    backend.set_current_key(&key, key_group);
+                    backend.set_current_namespace(&ns);
+                    let slot = contents.value(&mut backend).unwrap().unwrap();
+                    let mut encoded = Vec::new();
+                    encode_key(&slot.key, &mut encoded).unwrap();
+                    proptest::prop_assert_eq!(&encoded, &key);
+                    let window = TimeWindow::decode_namespace(&ns).unwrap();
+                    let (_, total) = slot.contents.flatten().unwrap();
+                    found.insert((slot.key, window), total);
+                }
+            }
+            proptest::prop_assert_eq!(found, expected);
+        }
     }
 
     #[test]
