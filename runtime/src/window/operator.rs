@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::assigner::WindowAssigner;
 use super::function::WindowContents;
 use super::store::{
-    Sessions, WindowIndex, WindowSlot, WindowStore, namespace_hash, sessions_hash, slot_hash,
+    Session, Sessions, WindowIndex, WindowSlot, WindowStore, namespace_hash, sessions_hash,
+    slot_hash,
 };
 use super::trigger::{
     EventTimeTrigger, TimeDomain, TimerChange, Trigger, TriggerContext, TriggerResult,
@@ -181,8 +182,8 @@ pub(crate) struct WindowOperator<T, K, A: WindowAssigner, C: WindowContents<K, T
     namespace: Vec<u8>,
     windows: Vec<A::Window>,
     absorbed: Vec<usize>,
-    /// Sessions merged away by a record, with their state windows.
-    sources: Vec<WindowAndState<A::Window>>,
+    /// Sessions merged away by a record.
+    sources: Vec<Session<A::Window>>,
     changes: Vec<TimerChange>,
     late_records_dropped: u64,
     _late: PhantomData<fn() -> L>,
@@ -314,9 +315,11 @@ where
         backend.set_current_namespace(&[]);
         for key in sessions {
             backend.set_current_key(&key, key_group);
-            let Some(live) = self.sessions.value(&mut backend)? else {
+            let Some(mut live) = self.sessions.value(&mut backend)? else {
                 continue;
             };
+            // Index entries are made below at the sessions' windows.
+            live.indexed = live.windows.clone();
             let key_hash = hash_key_bytes(&key);
             let group = opened(&mut self.store)?.group(key_group)?;
             for (window, state_window) in live.windows.iter().zip(&live.state_windows) {
@@ -347,17 +350,7 @@ where
 
     /// When a window's state is removed: `(domain, time)`.
     fn cleanup_time(&self, window: &A::Window) -> (TimeDomain, i64) {
-        let max = window.max_timestamp();
-        if self.spec.assigner.is_event_time() {
-            (
-                TimeDomain::EventTime,
-                max.saturating_add(self.spec.allowed_lateness),
-            )
-        } else if max == i64::MAX {
-            (TimeDomain::EventTime, i64::MAX)
-        } else {
-            (TimeDomain::ProcessingTime, max)
-        }
+        cleanup_time(&self.spec, window)
     }
 
     /// Flink's `isWindowLate`: the watermark passed the window's cleanup time.
@@ -471,11 +464,7 @@ where
             {
                 return Ok(None);
             }
-            let sessions = Sessions {
-                windows: vec![merged.clone()],
-                state_windows: vec![merged.clone()],
-            };
-            group.put_sessions(hash, &current.bytes, sessions);
+            group.put_sessions(hash, &current.bytes, Sessions::one(merged.clone()));
             return Ok(Some((merged.clone(), merged)));
         };
         let sessions = &mut entry.sessions;
@@ -494,7 +483,7 @@ where
             {
                 return Ok(None);
             }
-            sessions.insert(merged.clone(), merged.clone());
+            sessions.insert((merged.clone(), merged.clone(), merged.clone()));
             return Ok(Some((merged.clone(), merged)));
         }
         if let [only] = absorbed[..]
@@ -509,39 +498,54 @@ where
         for &i in absorbed.iter().rev() {
             sources.push(sessions.remove(i));
         }
-        let Some((first_window, state_window)) = sources.pop() else {
+        let Some((first_window, state_window, indexed)) = sources.pop() else {
             return Err(absorbed_out_of_range(&spec.name));
         };
         sources.reverse();
-        sessions.insert(merged.clone(), state_window.clone());
-        let merged_slots = self.merge_slots(key, &merged, (&first_window, &state_window), &sources);
+        // The merged session keeps the first one's cleanup entry if that is due no later.
+        let (entry_cleanup, cleanup) = (cleanup_time(spec, &indexed), cleanup_time(spec, &merged));
+        let keep_entry = entry_cleanup.0 == cleanup.0 && entry_cleanup.1 <= cleanup.1;
+        let merged_indexed = if keep_entry {
+            indexed.clone()
+        } else {
+            merged.clone()
+        };
+        sessions.insert((merged.clone(), state_window.clone(), merged_indexed));
+        let target = (&first_window, &state_window, &indexed);
+        let merged_slots = self.merge_slots(key, &merged, target, keep_entry, &sources);
         self.sources = sources;
         merged_slots?;
         Ok(Some((merged, state_window)))
     }
 
-    /// Session windows merged into `merged`: the state of the first (`target`: its window and
-    /// state window) stays where it is; the state of the other `sources` is merged into it.
-    /// Index entries of the old windows are replaced by those of `merged`.
+    /// Session windows merged into `merged`: the state of the first (`target`: its window,
+    /// state window and the window of its cleanup entry) stays where it is; the state of the
+    /// other `sources` is merged into it. Index entries of the sources go; the trigger's entries
+    /// of the target are replaced by those of `merged`, and its cleanup entry stays if
+    /// `keep_entry` (it is due no later than `merged`'s), or is moved to `merged`.
     fn merge_slots(
         &mut self,
         key: &K,
         merged: &A::Window,
-        target: (&A::Window, &A::Window),
-        sources: &[(A::Window, A::Window)],
+        target: (&A::Window, &A::Window, &A::Window),
+        keep_entry: bool,
+        sources: &[Session<A::Window>],
     ) -> Result<(), TaskError> {
         let key_group = self.current.key_group;
         let mut extra: Option<C::Acc> = None;
         let mut extra_state = 0i64;
-        for (window, state_window) in sources {
+        for (window, state_window, indexed) in sources {
             let hash = self.slot_hash(state_window);
             let cleanup = self.cleanup_time(window);
+            let entry_cleanup = self.cleanup_time(indexed);
             let group = opened(&mut self.store)?.group(key_group)?;
             let Some(entry) = group.remove_slot(hash, &self.current.bytes, state_window) else {
                 continue;
             };
             self.index
-                .remove_window(cleanup, key_group, &entry.key, window, &entry.slot.timers);
+                .remove_timers(cleanup, key_group, &entry.key, window, &entry.slot.timers);
+            self.index
+                .remove_cleanup(entry_cleanup, key_group, &entry.key, indexed);
             extra_state = extra_state.saturating_add(entry.slot.trigger_state);
             match (&mut extra, entry.slot.contents) {
                 (_, None) => {}
@@ -549,9 +553,10 @@ where
                 (Some(acc), Some(other)) => self.contents.merge(acc, other),
             }
         }
-        let (target_window, target_state) = target;
+        let (target_window, target_state, target_indexed) = target;
         let hash = self.slot_hash(target_state);
         let old_cleanup = self.cleanup_time(target_window);
+        let entry_cleanup = self.cleanup_time(target_indexed);
         let cleanup = self.cleanup_time(merged);
         let WindowOperator {
             trigger,
@@ -592,14 +597,17 @@ where
         } else {
             trigger.on_merge(merged, &mut ctx);
         }
-        index.remove_window(
+        index.remove_timers(
             old_cleanup,
             key_group,
             &entry.key,
             target_window,
             &old_timers,
         );
-        index.insert(cleanup, key_group, &entry.key, merged);
+        if !keep_entry {
+            index.remove_cleanup(entry_cleanup, key_group, &entry.key, target_indexed);
+            index.insert(cleanup, key_group, &entry.key, merged);
+        }
         index.apply_changes(changes, cleanup, key_group, &entry.key, merged);
         Ok(())
     }
@@ -706,10 +714,21 @@ where
             let Some(entry) = group.sessions(sessions_hash, key) else {
                 return Ok(());
             };
-            let Some(state_window) = entry.sessions.state_window_of(window).cloned() else {
+            let sessions = &mut entry.sessions;
+            if let Some(state_window) = sessions.state_window_of(window) {
+                state_window.clone()
+            } else {
+                // The cleanup entry of a session that grew since it was made: move it to the
+                // session's window.
+                if let Some(i) = sessions.indexed.iter().position(|w| w == window)
+                    && let Some(current) = sessions.windows.get(i)
+                {
+                    sessions.indexed[i] = current.clone();
+                    let cleanup = cleanup_time(&self.spec, current);
+                    self.index.insert(cleanup, key_group, key, current);
+                }
                 return Ok(());
-            };
-            state_window
+            }
         } else {
             window.clone()
         };
@@ -756,7 +775,9 @@ where
             group.remove_slot(hash, key, &state_window);
             if merging && let Some(entry) = group.sessions(sessions_hash, key) {
                 if let Ok(i) = entry.sessions.windows.binary_search(window) {
-                    entry.sessions.remove(i);
+                    let (_, _, indexed) = entry.sessions.remove(i);
+                    let entry_cleanup = self::cleanup_time(&self.spec, &indexed);
+                    index.remove_cleanup(entry_cleanup, key_group, key, &indexed);
                 }
                 if entry.sessions.windows.is_empty() {
                     group.remove_sessions(sessions_hash, key);
@@ -777,6 +798,24 @@ where
             return Ok(());
         }
         out.collect(L::batch(results, late))
+    }
+}
+
+/// When a window's state is removed: `(domain, time)`.
+fn cleanup_time<T, K, A: WindowAssigner>(
+    spec: &WindowSpec<T, K, A>,
+    window: &A::Window,
+) -> (TimeDomain, i64) {
+    let max = window.max_timestamp();
+    if spec.assigner.is_event_time() {
+        (
+            TimeDomain::EventTime,
+            max.saturating_add(spec.allowed_lateness),
+        )
+    } else if max == i64::MAX {
+        (TimeDomain::EventTime, i64::MAX)
+    } else {
+        (TimeDomain::ProcessingTime, max)
     }
 }
 
@@ -1272,6 +1311,72 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(found, expected);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+        /// Sessions that grow while the watermark follows the records fire once each, with a
+        /// plain computation's sums, in the order of their ends, and leave no state.
+        #[test]
+        fn growing_sessions_fire_in_time_order_with_the_reference_sums(
+            steps in proptest::collection::vec((0u32..4, 1u64..10, 0i64..8), 1..150),
+            watermark_every in 1usize..6,
+        ) {
+            let gap = 10;
+            let mut ts = 0;
+            let records: Vec<(u32, u64, i64)> = steps
+                .iter()
+                .map(|&(key, value, step)| {
+                    ts += step;
+                    (key, value, ts)
+                })
+                .collect();
+            let mut op = operator(
+                EventTimeSessionWindows::with_gap(Duration::from_millis(gap as u64)),
+                sum(),
+                0,
+            );
+            op.open(&OperatorContext::new("window", 0, 1, 8)).unwrap();
+            let mut out = Recorder::default();
+            for chunk in records.chunks(watermark_every) {
+                op.process_batch(batch(chunk), &mut out).unwrap();
+                // A gap behind the records, so no session closes before a record that touches it.
+                op.process_watermark(chunk[chunk.len() - 1].2 - gap, &mut out).unwrap();
+            }
+            let fired_while_running = out.results.len();
+            op.process_watermark(i64::MAX, &mut out).unwrap();
+            proptest::prop_assert_eq!(op.state_entries(), 0);
+            proptest::prop_assert!(
+                out.results[..fired_while_running].windows(2).all(|w| w[0].1 <= w[1].1),
+                "results in time order: {:?}", out.results
+            );
+            // Reference: per key, records closer than the gap form one session.
+            let mut expected = Vec::new();
+            for key in 0..4 {
+                let mut session: Option<(i64, i64, u64)> = None;
+                for &(_, value, ts) in records.iter().filter(|r| r.0 == key) {
+                    session = match session {
+                        // Touching windows merge.
+                        Some((start, end, total)) if ts <= end => {
+                            Some((start, end.max(ts + gap), total + value))
+                        }
+                        Some((_, end, total)) => {
+                            expected.push(((key, total), end - 1));
+                            Some((ts, ts + gap, value))
+                        }
+                        None => Some((ts, ts + gap, value)),
+                    };
+                }
+                if let Some((_, end, total)) = session {
+                    expected.push(((key, total), end - 1));
+                }
+            }
+            let mut results = out.results.clone();
+            results.sort();
+            expected.sort();
+            proptest::prop_assert_eq!(results, expected);
         }
     }
 

@@ -30,10 +30,20 @@ pub(crate) struct WindowSlot<K, A> {
 /// The live sessions of one key (merging assigners), sorted by window. Each session's state
 /// stays in the namespace of its state window (the first window it grew from), so extending or
 /// merging sessions moves no state but the merged-away sessions' (Flink's `MergingWindowSet`).
+///
+/// Each session also remembers the window its cleanup entry in the window index was made for
+/// (`indexed`): the session's window at that time. A session only grows, so that entry comes
+/// due no later than the session's own cleanup time; extending a session leaves the entry where
+/// it is, and when it comes due it is moved to the session's current window (see
+/// `WindowOperator::on_timer`). So a record that extends a session touches the index only when
+/// a trigger registered other times. `indexed` is not snapshotted: restored sessions get index
+/// entries at their windows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Sessions<W> {
     pub(crate) windows: Vec<W>,
     pub(crate) state_windows: Vec<W>,
+    #[serde(skip, default = "Vec::new")]
+    pub(crate) indexed: Vec<W>,
 }
 
 impl<W> Default for Sessions<W> {
@@ -41,19 +51,37 @@ impl<W> Default for Sessions<W> {
         Sessions {
             windows: Vec::new(),
             state_windows: Vec::new(),
+            indexed: Vec::new(),
         }
     }
 }
 
+/// A session: its window, its state window and the window its cleanup entry was made for.
+pub(crate) type Session<W> = (W, W, W);
+
 impl<W: Window> Sessions<W> {
-    pub(crate) fn insert(&mut self, window: W, state_window: W) {
+    /// One session whose cleanup entry is made for its window.
+    pub(crate) fn one(window: W) -> Self {
+        Sessions {
+            windows: vec![window.clone()],
+            state_windows: vec![window.clone()],
+            indexed: vec![window],
+        }
+    }
+
+    pub(crate) fn insert(&mut self, (window, state_window, indexed): Session<W>) {
         let at = self.windows.partition_point(|w| *w < window);
         self.windows.insert(at, window);
         self.state_windows.insert(at, state_window);
+        self.indexed.insert(at, indexed);
     }
 
-    pub(crate) fn remove(&mut self, i: usize) -> (W, W) {
-        (self.windows.remove(i), self.state_windows.remove(i))
+    pub(crate) fn remove(&mut self, i: usize) -> Session<W> {
+        (
+            self.windows.remove(i),
+            self.state_windows.remove(i),
+            self.indexed.remove(i),
+        )
     }
 
     pub(crate) fn state_window_of(&self, window: &W) -> Option<&W> {
@@ -381,6 +409,32 @@ impl<W: Window> WindowIndex<W> {
                 self.remove(time, key_group, key, window);
             }
         }
+    }
+
+    /// Removes the entries of a window's `timers` other than the one at its `cleanup` time,
+    /// which share the cleanup entry.
+    pub(crate) fn remove_timers(
+        &mut self,
+        cleanup: (TimeDomain, i64),
+        key_group: KeyGroup,
+        key: &Arc<[u8]>,
+        window: &W,
+        timers: &[(TimeDomain, i64)],
+    ) {
+        for &time in timers.iter().filter(|t| **t != cleanup) {
+            self.remove(time, key_group, key, window);
+        }
+    }
+
+    /// Removes the cleanup entry at `cleanup` made for `window`.
+    pub(crate) fn remove_cleanup(
+        &mut self,
+        cleanup: (TimeDomain, i64),
+        key_group: KeyGroup,
+        key: &Arc<[u8]>,
+        window: &W,
+    ) {
+        self.remove(cleanup, key_group, key, window);
     }
 
     /// Removes every entry of a window whose slot had `timers`, and its `cleanup` entry.
