@@ -36,19 +36,40 @@ pub trait WindowAssigner: Clone + Send + Sync + 'static {
     fn merge(&self, _active: &[Self::Window], new: &Self::Window) -> (Self::Window, Vec<usize>) {
         (new.clone(), Vec::new())
     }
+
+    /// As [`merge`](Self::merge), but writes the indices of the absorbed windows into
+    /// `absorbed` (cleared first) instead of a new vector. The window operator calls it for
+    /// every record of a merging assigner, with one buffer it reuses. The default calls
+    /// [`merge`](Self::merge); override both when allocating per record matters.
+    fn merge_into(
+        &self,
+        active: &[Self::Window],
+        new: &Self::Window,
+        absorbed: &mut Vec<usize>,
+    ) -> Self::Window {
+        let (merged, indices) = self.merge(active, new);
+        absorbed.clear();
+        absorbed.extend(indices);
+        merged
+    }
 }
 
-/// Merges `new` with the windows of `active` it intersects (Flink's session merging).
-fn merge_time_windows(active: &[TimeWindow], new: &TimeWindow) -> (TimeWindow, Vec<usize>) {
+/// Merges `new` with the windows of `active` it intersects (Flink's session merging); writes
+/// their indices into `absorbed`.
+fn merge_time_windows(
+    active: &[TimeWindow],
+    new: &TimeWindow,
+    absorbed: &mut Vec<usize>,
+) -> TimeWindow {
+    absorbed.clear();
     let mut merged = *new;
-    let mut absorbed = Vec::new();
     for (i, window) in active.iter().enumerate() {
         if window.intersects(new) {
             merged = merged.cover(window);
             absorbed.push(i);
         }
     }
-    (merged, absorbed)
+    merged
 }
 
 /// Tumbling windows: fixed-size, non-overlapping windows of event time, aligned to the epoch
@@ -212,7 +233,18 @@ impl WindowAssigner for EventTimeSessionWindows {
     }
 
     fn merge(&self, active: &[TimeWindow], new: &TimeWindow) -> (TimeWindow, Vec<usize>) {
-        merge_time_windows(active, new)
+        let mut absorbed = Vec::new();
+        let merged = merge_time_windows(active, new, &mut absorbed);
+        (merged, absorbed)
+    }
+
+    fn merge_into(
+        &self,
+        active: &[TimeWindow],
+        new: &TimeWindow,
+        absorbed: &mut Vec<usize>,
+    ) -> TimeWindow {
+        merge_time_windows(active, new, absorbed)
     }
 }
 
@@ -335,7 +367,18 @@ impl WindowAssigner for ProcessingTimeSessionWindows {
     }
 
     fn merge(&self, active: &[TimeWindow], new: &TimeWindow) -> (TimeWindow, Vec<usize>) {
-        merge_time_windows(active, new)
+        let mut absorbed = Vec::new();
+        let merged = merge_time_windows(active, new, &mut absorbed);
+        (merged, absorbed)
+    }
+
+    fn merge_into(
+        &self,
+        active: &[TimeWindow],
+        new: &TimeWindow,
+        absorbed: &mut Vec<usize>,
+    ) -> TimeWindow {
+        merge_time_windows(active, new, absorbed)
     }
 }
 

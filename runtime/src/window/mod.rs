@@ -8,9 +8,11 @@
 //!   [`CountTrigger`], or a custom [`Trigger`]).
 //! - [`function`]: what a window computes, incrementally ([`reduce`] / [`aggregate`]) or over all
 //!   of its records ([`ProcessWindowFunction`]).
-//! - `operator`: the window operator. Window contents live in keyed state with the window as the
-//!   namespace; an index of live windows ordered by time fires them from the watermark (or the
-//!   processing-time clock), not one timer per key and window.
+//! - `operator`: the window operator, a batch at a time. Window contents live per key and window
+//!   in hash tables per key group, found with the key hash that also picked the key group; an
+//!   index of live windows ordered by time fires them from the watermark (or the processing-time
+//!   clock), not one timer per key and window.
+//! - `store`: those tables and the index.
 //!
 //! Windows are built with [`KeyedStream::window`](crate::KeyedStream::window) (or
 //! [`DataStream::window_all`](crate::DataStream::window_all)), which returns a
@@ -18,7 +20,8 @@
 //!
 //! Late records (their windows' end plus the allowed lateness passed by the watermark) are dropped
 //! and counted, or, after [`side_output_late_data`], returned as a second stream. Window state is
-//! keyed state, checkpointed per key group; the index is rebuilt from it on restore.
+//! checkpointed per key group in the keyed state format (the window is the namespace); the index
+//! is rebuilt from it on restore.
 //!
 //! [`reduce`]: crate::datastream::WindowedStream::reduce
 //! [`aggregate`]: crate::datastream::WindowedStream::aggregate
@@ -79,6 +82,7 @@ use serde::{Deserialize, Serialize};
 pub mod assigner;
 pub mod function;
 pub(crate) mod operator;
+mod store;
 pub mod trigger;
 
 pub use assigner::{

@@ -1,7 +1,7 @@
-//! The window operator: assigns records to windows, keeps their contents in keyed state, and
-//! fires windows from a time-ordered index when the watermark or processing time passes them.
+//! The window operator: assigns records to windows, keeps their contents per key and window,
+//! and fires windows from a time-ordered index when the watermark or processing time passes them.
 
-use std::collections::BTreeSet;
+use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -9,15 +9,20 @@ use serde::{Deserialize, Serialize};
 
 use super::assigner::WindowAssigner;
 use super::function::WindowContents;
-use super::trigger::{TimeDomain, TimerChange, Trigger, TriggerContext, TriggerResult};
+use super::store::{
+    Session, Sessions, WindowIndex, WindowSlot, WindowStore, namespace_hash, sessions_hash,
+    slot_hash,
+};
+use super::trigger::{
+    EventTimeTrigger, TimeDomain, TimerChange, Trigger, TriggerContext, TriggerResult,
+};
 use super::{Window, WindowError};
 use crate::batch::{Batch, Data, NO_TIMESTAMP, Records};
 use crate::error::TaskError;
-use crate::keys::{KeyGroup, key_group_of};
+use crate::keys::{KeyGroup, encode_key, hash_key_bytes, key_group_for_hash};
 use crate::operator::keyed::Collector;
 use crate::operator::{Operator, OperatorContext, OperatorState, Output};
 use crate::state::{KeyedStateBackend, StateValue, ValueState};
-use crate::time::Clock;
 
 /// What a window operator emits when late data is side-output: a window result or a late
 /// record. Split into two streams by the window API.
@@ -63,56 +68,8 @@ impl<O: Data, T: Data> LateData<O, T> for SideOutputLate {
     }
 }
 
-/// The state of one key and window: the key itself (to call the window function with), the
-/// contents, the trigger's registered wake-up times and its state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct WindowSlot<K, A> {
-    key: K,
-    contents: Option<A>,
-    timers: Vec<(TimeDomain, i64)>,
-    trigger_state: i64,
-}
-
-/// The live sessions of one key (merging assigners), sorted by window. Each session's state
-/// stays in the namespace of its state window (the first window it grew from), so extending or
-/// merging sessions moves no state but the merged-away sessions' (Flink's `MergingWindowSet`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Sessions<W> {
-    windows: Vec<W>,
-    state_windows: Vec<W>,
-}
-
-impl<W> Default for Sessions<W> {
-    fn default() -> Self {
-        Sessions {
-            windows: Vec::new(),
-            state_windows: Vec::new(),
-        }
-    }
-}
-
-impl<W: Window> Sessions<W> {
-    fn insert(&mut self, window: W, state_window: W) {
-        let at = self.windows.partition_point(|w| *w < window);
-        self.windows.insert(at, window);
-        self.state_windows.insert(at, state_window);
-    }
-
-    fn remove(&mut self, i: usize) -> (W, W) {
-        (self.windows.remove(i), self.state_windows.remove(i))
-    }
-
-    fn state_window_of(&self, window: &W) -> Option<&W> {
-        let i = self.windows.binary_search(window).ok()?;
-        Some(&self.state_windows[i])
-    }
-}
-
 /// A window and the window whose namespace holds its state.
 type WindowAndState<W> = (W, W);
-
-/// An entry of the window index: a time, then the key group, key and window it is for.
-type IndexEntry<W> = (i64, KeyGroup, Box<[u8]>, W);
 
 /// Computes the key of a record; a cloneable, boxed key function.
 pub(crate) trait KeySelector<T, K>: Send + 'static {
@@ -154,35 +111,79 @@ impl<T: 'static, K: 'static, A: WindowAssigner> Clone for WindowSpec<T, K, A> {
     }
 }
 
+/// The key of the record being processed (or the window being fired): its canonical encoding,
+/// the hash of that encoding (which picked its key group) and the key group.
+struct CurrentKey {
+    bytes: Vec<u8>,
+    hash: u64,
+    key_group: KeyGroup,
+}
+
+impl CurrentKey {
+    /// Encodes `key` and routes it as the exchange does.
+    #[inline]
+    fn set<K: Serialize>(&mut self, key: &K, max_parallelism: u16) -> Result<(), TaskError> {
+        self.bytes.clear();
+        encode_key(key, &mut self.bytes)?;
+        self.hash = hash_key_bytes(&self.bytes);
+        self.key_group = key_group_for_hash(self.hash, max_parallelism);
+        Ok(())
+    }
+
+    /// Takes an encoded key of `key_group`, e.g. from the window index.
+    fn set_encoded(&mut self, key: &[u8], key_group: KeyGroup) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(key);
+        self.hash = hash_key_bytes(key);
+        self.key_group = key_group;
+    }
+}
+
 /// Groups a keyed stream into windows and emits one result per key and window when its trigger
 /// fires, as Flink's `WindowOperator`.
 ///
+/// Records are processed a batch at a time. Each record's key is encoded and hashed once: the
+/// hash picks the key group and also finds the record's window state, which is kept as live
+/// values in hash tables per key group (`store`), not looked up through the generic keyed state
+/// backend. The default event-time trigger is called directly rather than through the boxed
+/// trigger.
+///
 /// # State
-/// Per key and window (the window is the state namespace, so it snapshots per key group): the
+/// Per key and window, keyed by the key's encoding and the window (one table per key group): the
 /// window contents (an accumulator, or the records for a process function), the key, and the
 /// trigger's wake-up times and state. For merging (session) assigners, per key: the list of its
-/// live sessions. In memory, an index of `(time, key group, key, window)` ordered by time holds
-/// one entry per live window (its cleanup time, which is also when the default triggers fire)
-/// plus any other wake-up time a trigger registered; it can be rebuilt from the state. A window's
-/// state and index entries are removed once the watermark passes `end - 1 + allowed lateness`
-/// (processing-time windows: once the clock passes `end - 1`; global windows: at the end of
-/// input).
+/// live sessions, updated in place. In memory, an index of `(time, key group, key, window)`
+/// ordered by time holds one entry per live window (its cleanup time, which is also when the
+/// default triggers fire) plus any other wake-up time a trigger registered; it can be rebuilt
+/// from the state. A window's state and index entries are removed once the watermark passes
+/// `end - 1 + allowed lateness` (processing-time windows: once the clock passes `end - 1`;
+/// global windows: at the end of input). Snapshots write the state per key group in the keyed
+/// state format (value states `window-contents`, namespaced by window, and `window-sessions`).
 pub(crate) struct WindowOperator<T, K, A: WindowAssigner, C: WindowContents<K, T, A::Window>, L> {
     spec: WindowSpec<T, K, A>,
     trigger: Box<dyn Trigger<A::Window>>,
+    /// Whether `trigger` is the [`EventTimeTrigger`], which is then called directly.
+    event_time_trigger: bool,
     contents: C,
+    /// The names and types under which the state is snapshotted.
     slots: ValueState<WindowSlot<K, C::Acc>>,
     sessions: ValueState<Sessions<A::Window>>,
-    backend: Option<KeyedStateBackend>,
-    clock: Option<Arc<dyn Clock>>,
+    store: Option<WindowStore<K, C::Acc, A::Window>>,
+    /// A clone of the context it was opened with: its clock, and the job's count of late
+    /// records dropped.
+    context: Option<OperatorContext>,
     max_parallelism: u16,
     watermark: i64,
     processing_time: i64,
-    event_index: BTreeSet<IndexEntry<A::Window>>,
-    processing_index: BTreeSet<IndexEntry<A::Window>>,
-    key_bytes: Vec<u8>,
+    index: WindowIndex<A::Window>,
+    current: CurrentKey,
+    /// The last state window whose namespace was hashed, and its hash.
+    last_namespace: Option<(A::Window, u64)>,
     namespace: Vec<u8>,
     windows: Vec<A::Window>,
+    absorbed: Vec<usize>,
+    /// Sessions merged away by a record.
+    sources: Vec<Session<A::Window>>,
     changes: Vec<TimerChange>,
     late_records_dropped: u64,
     _late: PhantomData<fn() -> L>,
@@ -201,31 +202,37 @@ where
         WindowOperator {
             spec,
             trigger,
+            event_time_trigger: false,
             contents,
             slots: ValueState::new("window-contents"),
             sessions: ValueState::new("window-sessions"),
-            backend: None,
-            clock: None,
+            store: None,
+            context: None,
             max_parallelism: 1,
             watermark: i64::MIN,
             processing_time: i64::MIN,
-            event_index: BTreeSet::new(),
-            processing_index: BTreeSet::new(),
-            key_bytes: Vec::new(),
+            index: WindowIndex::new(),
+            current: CurrentKey {
+                bytes: Vec::new(),
+                hash: 0,
+                key_group: 0,
+            },
+            last_namespace: None,
             namespace: Vec::new(),
             windows: Vec::new(),
+            absorbed: Vec::new(),
+            sources: Vec::new(),
             changes: Vec::new(),
             late_records_dropped: 0,
             _late: PhantomData,
         }
     }
 
-    /// Entries in keyed state plus entries in the window index: zero once every window is gone.
+    /// Entries in the window state plus entries in the window index: zero once every window is
+    /// gone.
     #[cfg(test)]
     pub(crate) fn state_entries(&self) -> usize {
-        self.backend.as_ref().map_or(0, |b| b.total_entries())
-            + self.event_index.len()
-            + self.processing_index.len()
+        self.store.as_ref().map_or(0, WindowStore::len) + self.index.len()
     }
 
     /// Late records dropped because late data is not side-output.
@@ -235,9 +242,27 @@ where
     }
 
     /// Serializes the window state of `key_group` (contents, keys, trigger registrations and
-    /// sessions); the index is not written, it is rebuilt from this on restore.
+    /// sessions) in the keyed state format; the index is not written, it is rebuilt from this
+    /// on restore.
     pub(crate) fn snapshot_key_group(&mut self, key_group: KeyGroup) -> Result<Vec<u8>, TaskError> {
-        Ok(opened(&mut self.backend)?.snapshot_key_group(key_group)?)
+        let store = opened(&mut self.store)?;
+        let group = store.group(key_group)?;
+        let mut backend = KeyedStateBackend::new(key_group, key_group);
+        self.slots.register(&mut backend)?;
+        self.sessions.register(&mut backend)?;
+        for entry in group.slots() {
+            backend.set_current_key(&entry.key, key_group);
+            self.namespace.clear();
+            entry.window.encode_namespace(&mut self.namespace);
+            backend.set_current_namespace(&self.namespace);
+            self.slots.update(&mut backend, entry.slot.clone())?;
+        }
+        backend.set_current_namespace(&[]);
+        for entry in group.session_lists() {
+            backend.set_current_key(&entry.key, key_group);
+            self.sessions.update(&mut backend, entry.sessions.clone())?;
+        }
+        Ok(backend.snapshot_key_group(key_group)?)
     }
 
     /// Restores the window state of `key_group` written by
@@ -248,75 +273,84 @@ where
         key_group: KeyGroup,
         bytes: &[u8],
     ) -> Result<(), TaskError> {
-        let backend = opened(&mut self.backend)?;
+        opened(&mut self.store)?.group(key_group)?;
+        let mut backend = KeyedStateBackend::new(key_group, key_group);
         backend.restore_key_group(key_group, bytes)?;
-        let merging = self.spec.assigner.is_merging();
-        let state = if merging {
-            self.sessions.name()
-        } else {
-            self.slots.name()
-        };
+        self.slots.register(&mut backend)?;
+        self.sessions.register(&mut backend)?;
         let mut entries = Vec::new();
-        backend.for_each_entry(state, |group, key, namespace| {
-            if group == key_group {
-                entries.push((key.to_vec(), namespace.to_vec()));
-            }
+        backend.for_each_entry(self.slots.name(), |_, key, namespace| {
+            entries.push((key.to_vec(), namespace.to_vec()));
         })?;
-        // (key, window, state window)
+        let mut sessions = Vec::new();
+        backend.for_each_entry(self.sessions.name(), |_, key, _| {
+            sessions.push(key.to_vec());
+        })?;
+        // (key, window, state window, timers) of every restored window.
         let mut windows = Vec::new();
+        let merging = self.spec.assigner.is_merging();
         for (key, namespace) in entries {
-            if merging {
-                let backend = opened(&mut self.backend)?;
-                backend.set_current_key(&key, key_group);
-                backend.set_current_namespace(&[]);
-                let sessions = self.sessions.value(backend)?.unwrap_or_default();
-                for (window, state_window) in
-                    sessions.windows.into_iter().zip(sessions.state_windows)
-                {
-                    windows.push((key.clone(), window, state_window));
-                }
-            } else {
-                let window = A::Window::decode_namespace(&namespace).ok_or_else(|| {
-                    format!(
-                        "window state of key group {key_group} has a namespace that is not a window: {namespace:?}"
-                    )
-                })?;
-                windows.push((key, window.clone(), window));
-            }
-        }
-        for (key, window, state_window) in windows {
-            let backend = opened(&mut self.backend)?;
+            let state_window = A::Window::decode_namespace(&namespace).ok_or_else(|| {
+                format!(
+                    "window state of key group {key_group} has a namespace that is not a window: {namespace:?}"
+                )
+            })?;
             backend.set_current_key(&key, key_group);
-            self.set_namespace(&state_window)?;
-            let backend = opened(&mut self.backend)?;
-            let Some(slot) = self.slots.value(backend)? else {
+            backend.set_current_namespace(&namespace);
+            let Some(slot) = self.slots.value(&mut backend)? else {
                 continue;
             };
-            self.key_bytes = key;
-            self.insert_cleanup(key_group, &window);
+            let key: Arc<[u8]> = key.into();
+            if !merging {
+                windows.push((Arc::clone(&key), state_window.clone(), slot.timers.clone()));
+            }
+            let hash = slot_hash(
+                hash_key_bytes(&key),
+                namespace_hash(&state_window, &mut self.namespace),
+            );
+            opened(&mut self.store)?
+                .group(key_group)?
+                .put_slot(hash, key, state_window, slot);
+        }
+        backend.set_current_namespace(&[]);
+        for key in sessions {
+            backend.set_current_key(&key, key_group);
+            let Some(mut live) = self.sessions.value(&mut backend)? else {
+                continue;
+            };
+            // Index entries are made below at the sessions' windows.
+            live.indexed = live.windows.clone();
+            let key_hash = hash_key_bytes(&key);
+            let group = opened(&mut self.store)?.group(key_group)?;
+            for (window, state_window) in live.windows.iter().zip(&live.state_windows) {
+                let hash = slot_hash(key_hash, namespace_hash(state_window, &mut self.namespace));
+                if let Some(entry) = group.slot(hash, &key, state_window) {
+                    windows.push((
+                        Arc::clone(&entry.key),
+                        window.clone(),
+                        entry.slot.timers.clone(),
+                    ));
+                }
+            }
+            group.put_sessions(sessions_hash(key_hash), &key, live);
+        }
+        for (key, window, timers) in windows {
+            let cleanup = self.cleanup_time(&window);
+            self.index.insert(cleanup, key_group, &key, &window);
             self.changes.extend(
-                slot.timers
+                timers
                     .iter()
                     .map(|&(domain, time)| TimerChange::Added(domain, time)),
             );
-            self.apply_timer_changes(key_group, &window);
+            self.index
+                .apply_changes(&mut self.changes, cleanup, key_group, &key, &window);
         }
         Ok(())
     }
 
     /// When a window's state is removed: `(domain, time)`.
     fn cleanup_time(&self, window: &A::Window) -> (TimeDomain, i64) {
-        let max = window.max_timestamp();
-        if self.spec.assigner.is_event_time() {
-            (
-                TimeDomain::EventTime,
-                max.saturating_add(self.spec.allowed_lateness),
-            )
-        } else if max == i64::MAX {
-            (TimeDomain::EventTime, i64::MAX)
-        } else {
-            (TimeDomain::ProcessingTime, max)
-        }
+        cleanup_time(&self.spec, window)
     }
 
     /// Flink's `isWindowLate`: the watermark passed the window's cleanup time.
@@ -328,263 +362,258 @@ where
                 <= self.watermark
     }
 
-    fn index(&mut self, domain: TimeDomain) -> &mut BTreeSet<IndexEntry<A::Window>> {
-        match domain {
-            TimeDomain::EventTime => &mut self.event_index,
-            TimeDomain::ProcessingTime => &mut self.processing_index,
-        }
-    }
-
-    /// Applies the trigger's registrations and deletions to the index, for the current key.
-    /// A registration at the window's cleanup time shares the cleanup entry.
-    fn apply_timer_changes(&mut self, key_group: KeyGroup, window: &A::Window) {
-        if self.changes.is_empty() {
-            return;
-        }
-        let cleanup = self.cleanup_time(window);
-        let changes = std::mem::take(&mut self.changes);
-        for change in &changes {
-            let (added, domain, time) = match *change {
-                TimerChange::Added(d, t) => (true, d, t),
-                TimerChange::Removed(d, t) => (false, d, t),
-            };
-            if (domain, time) == cleanup {
-                continue;
+    /// The table hash of the current key's slot in `state_window`.
+    #[inline]
+    fn slot_hash(&mut self, state_window: &A::Window) -> u64 {
+        let namespace = match &self.last_namespace {
+            Some((window, hash)) if window == state_window => *hash,
+            _ => {
+                let hash = namespace_hash(state_window, &mut self.namespace);
+                self.last_namespace = Some((state_window.clone(), hash));
+                hash
             }
-            let entry = (
-                time,
-                key_group,
-                Box::<[u8]>::from(self.key_bytes.as_slice()),
-                window.clone(),
-            );
-            if added {
-                self.index(domain).insert(entry);
-            } else {
-                self.index(domain).remove(&entry);
-            }
-        }
-        self.changes = changes;
-        self.changes.clear();
-    }
-
-    fn insert_cleanup(&mut self, key_group: KeyGroup, window: &A::Window) {
-        let (domain, time) = self.cleanup_time(window);
-        let entry = (
-            time,
-            key_group,
-            self.key_bytes.as_slice().into(),
-            window.clone(),
-        );
-        self.index(domain).insert(entry);
-    }
-
-    /// Removes every index entry of a window whose slot had `timers`.
-    fn remove_index_entries(
-        &mut self,
-        key_group: KeyGroup,
-        window: &A::Window,
-        timers: &[(TimeDomain, i64)],
-    ) {
-        let cleanup = self.cleanup_time(window);
-        // A registration at the cleanup time shares the cleanup entry.
-        for &(domain, time) in timers.iter().filter(|t| **t != cleanup).chain([&cleanup]) {
-            let entry = (
-                time,
-                key_group,
-                self.key_bytes.as_slice().into(),
-                window.clone(),
-            );
-            self.index(domain).remove(&entry);
-        }
-    }
-
-    fn set_namespace(&mut self, window: &A::Window) -> Result<(), TaskError> {
-        self.namespace.clear();
-        window.encode_namespace(&mut self.namespace);
-        let namespace = std::mem::take(&mut self.namespace);
-        opened(&mut self.backend)?.set_current_namespace(&namespace);
-        self.namespace = namespace;
-        Ok(())
+        };
+        slot_hash(self.current.hash, namespace)
     }
 
     /// Adds `value` to `window` of the current key, whose state is in the namespace of
     /// `state_window`, and asks the trigger.
-    #[allow(clippy::too_many_arguments)]
     fn add_to_window(
         &mut self,
         key: &K,
-        key_group: KeyGroup,
         window: &A::Window,
         state_window: &A::Window,
         value: T,
         timestamp: i64,
         results: &mut Records<C::Out>,
     ) -> Result<(), TaskError> {
-        self.set_namespace(state_window)?;
-        let mut created = false;
+        let hash = self.slot_hash(state_window);
+        let cleanup = self.cleanup_time(window);
         let WindowOperator {
             trigger,
+            event_time_trigger,
             contents,
-            slots,
-            backend,
+            store,
+            current,
+            index,
             watermark,
             processing_time,
             changes,
             ..
         } = self;
-        let backend = opened(backend)?;
-        slots.modify(
-            backend,
-            || {
-                created = true;
-                WindowSlot {
-                    key: key.clone(),
-                    contents: None,
-                    timers: Vec::new(),
-                    trigger_state: 0,
-                }
-            },
-            |slot| {
-                match &mut slot.contents {
-                    Some(acc) => contents.add(acc, value),
-                    None => slot.contents = Some(contents.create(value)),
-                }
-                let mut ctx = TriggerContext {
-                    watermark: *watermark,
-                    processing_time: *processing_time,
-                    timers: &mut slot.timers,
-                    changes,
-                    state: &mut slot.trigger_state,
-                };
-                let result = trigger.on_element(timestamp, window, &mut ctx);
-                apply_result(contents, slot, window, result, results)
-            },
-        )??;
-        if created {
-            self.insert_cleanup(key_group, window);
+        let group = opened(store)?.group(current.key_group)?;
+        let (entry, created) =
+            group.slot_or_insert(hash, &current.bytes, state_window, || WindowSlot {
+                key: key.clone(),
+                contents: None,
+                timers: Vec::new(),
+                trigger_state: 0,
+            });
+        let slot = &mut entry.slot;
+        match &mut slot.contents {
+            Some(acc) => contents.add(acc, value),
+            None => slot.contents = Some(contents.create(value)),
         }
-        self.apply_timer_changes(key_group, window);
+        let mut ctx = TriggerContext {
+            watermark: *watermark,
+            processing_time: *processing_time,
+            timers: &mut slot.timers,
+            changes,
+            state: &mut slot.trigger_state,
+        };
+        let result = if *event_time_trigger {
+            EventTimeTrigger.on_element(timestamp, window, &mut ctx)
+        } else {
+            trigger.on_element(timestamp, window, &mut ctx)
+        };
+        apply_result(contents, slot, window, result, results)?;
+        if created {
+            index.insert(cleanup, current.key_group, &entry.key, window);
+        }
+        if !changes.is_empty() {
+            index.apply_changes(changes, cleanup, current.key_group, &entry.key, window);
+        }
         Ok(())
     }
 
-    /// For merging assigners: merges `new` into the key's sessions; returns the window the
-    /// record goes to and its state window, or `None` if it is late.
+    /// For merging assigners: merges `new` into the current key's sessions; returns the window
+    /// the record goes to and its state window, or `None` if it is late.
     fn merge_into_sessions(
         &mut self,
         key: &K,
-        key_group: KeyGroup,
         new: &A::Window,
     ) -> Result<Option<WindowAndState<A::Window>>, TaskError> {
-        let backend = opened(&mut self.backend)?;
-        backend.set_current_namespace(&[]);
-        let mut sessions = self.sessions.value(backend)?.unwrap_or_default();
-        let (merged, absorbed) = self.spec.assigner.merge(&sessions.windows, new);
-        if absorbed.is_empty() {
-            if self.is_window_late(&merged) {
+        let late_limit = self.watermark;
+        let hash = sessions_hash(self.current.hash);
+        let WindowOperator {
+            spec,
+            store,
+            current,
+            absorbed,
+            sources,
+            ..
+        } = self;
+        let group = opened(store)?.group(current.key_group)?;
+        let Some(entry) = group.sessions(hash, &current.bytes) else {
+            let merged = spec.assigner.merge_into(&[], new, absorbed);
+            if !absorbed.is_empty() {
+                return Err(absorbed_out_of_range(&spec.name));
+            }
+            if spec.assigner.is_event_time()
+                && merged.max_timestamp().saturating_add(spec.allowed_lateness) <= late_limit
+            {
                 return Ok(None);
             }
-            sessions.insert(merged.clone(), merged.clone());
-            let backend = opened(&mut self.backend)?;
-            self.sessions.update(backend, sessions)?;
+            group.put_sessions(hash, &current.bytes, Sessions::one(merged.clone()));
+            return Ok(Some((merged.clone(), merged)));
+        };
+        let sessions = &mut entry.sessions;
+        let merged = spec.assigner.merge_into(&sessions.windows, new, absorbed);
+        absorbed.sort_unstable();
+        absorbed.dedup();
+        if absorbed
+            .last()
+            .is_some_and(|&i| i >= sessions.windows.len())
+        {
+            return Err(absorbed_out_of_range(&spec.name));
+        }
+        if absorbed.is_empty() {
+            if spec.assigner.is_event_time()
+                && merged.max_timestamp().saturating_add(spec.allowed_lateness) <= late_limit
+            {
+                return Ok(None);
+            }
+            sessions.insert((merged.clone(), merged.clone(), merged.clone()));
             return Ok(Some((merged.clone(), merged)));
         }
-        if absorbed.len() == 1 && sessions.windows[absorbed[0]] == merged {
-            let state_window = sessions.state_windows[absorbed[0]].clone();
+        if let [only] = absorbed[..]
+            && sessions.windows[only] == merged
+        {
+            let state_window = sessions.state_windows[only].clone();
             return Ok(Some((merged, state_window)));
         }
-        let mut sources = Vec::with_capacity(absorbed.len());
+        // The absorbed sessions in order; the first keeps its state window.
+        let mut sources = std::mem::take(sources);
+        sources.clear();
         for &i in absorbed.iter().rev() {
             sources.push(sessions.remove(i));
         }
+        let Some((first_window, state_window, indexed)) = sources.pop() else {
+            return Err(absorbed_out_of_range(&spec.name));
+        };
         sources.reverse();
-        let (first_window, state_window) = sources.remove(0);
-        sessions.insert(merged.clone(), state_window.clone());
-        let backend = opened(&mut self.backend)?;
-        self.sessions.update(backend, sessions)?;
-        self.merge_slots(
-            key,
-            key_group,
-            &merged,
-            (&first_window, &state_window),
-            &sources,
-        )?;
+        // The merged session keeps the first one's cleanup entry if that is due no later.
+        let (entry_cleanup, cleanup) = (cleanup_time(spec, &indexed), cleanup_time(spec, &merged));
+        let keep_entry = entry_cleanup.0 == cleanup.0 && entry_cleanup.1 <= cleanup.1;
+        let merged_indexed = if keep_entry {
+            indexed.clone()
+        } else {
+            merged.clone()
+        };
+        sessions.insert((merged.clone(), state_window.clone(), merged_indexed));
+        let target = (&first_window, &state_window, &indexed);
+        let merged_slots = self.merge_slots(key, &merged, target, keep_entry, &sources);
+        self.sources = sources;
+        merged_slots?;
         Ok(Some((merged, state_window)))
     }
 
-    /// Session windows merged into `merged`: the state of the first (`target`: its window and
-    /// state window) stays where it is; the state of the other `sources` is merged into it.
-    /// Index entries of the old windows are replaced by those of `merged`.
+    /// Session windows merged into `merged`: the state of the first (`target`: its window,
+    /// state window and the window of its cleanup entry) stays where it is; the state of the
+    /// other `sources` is merged into it. Index entries of the sources go; the trigger's entries
+    /// of the target are replaced by those of `merged`, and its cleanup entry stays if
+    /// `keep_entry` (it is due no later than `merged`'s), or is moved to `merged`.
     fn merge_slots(
         &mut self,
         key: &K,
-        key_group: KeyGroup,
         merged: &A::Window,
-        target: (&A::Window, &A::Window),
-        sources: &[(A::Window, A::Window)],
+        target: (&A::Window, &A::Window, &A::Window),
+        keep_entry: bool,
+        sources: &[Session<A::Window>],
     ) -> Result<(), TaskError> {
+        let key_group = self.current.key_group;
         let mut extra: Option<C::Acc> = None;
         let mut extra_state = 0i64;
-        for (window, state_window) in sources {
-            self.set_namespace(state_window)?;
-            let backend = opened(&mut self.backend)?;
-            let Some(slot) = self.slots.value(backend)? else {
+        for (window, state_window, indexed) in sources {
+            let hash = self.slot_hash(state_window);
+            let cleanup = self.cleanup_time(window);
+            let entry_cleanup = self.cleanup_time(indexed);
+            let group = opened(&mut self.store)?.group(key_group)?;
+            let Some(entry) = group.remove_slot(hash, &self.current.bytes, state_window) else {
                 continue;
             };
-            self.slots.clear(backend)?;
-            self.remove_index_entries(key_group, window, &slot.timers);
-            extra_state = extra_state.saturating_add(slot.trigger_state);
-            match (&mut extra, slot.contents) {
+            self.index
+                .remove_timers(cleanup, key_group, &entry.key, window, &entry.slot.timers);
+            self.index
+                .remove_cleanup(entry_cleanup, key_group, &entry.key, indexed);
+            extra_state = extra_state.saturating_add(entry.slot.trigger_state);
+            match (&mut extra, entry.slot.contents) {
                 (_, None) => {}
                 (None, Some(acc)) => extra = Some(acc),
                 (Some(acc), Some(other)) => self.contents.merge(acc, other),
             }
         }
-        let (target_window, target_state) = target;
-        self.set_namespace(target_state)?;
-        let mut old_timers = Vec::new();
+        let (target_window, target_state, target_indexed) = target;
+        let hash = self.slot_hash(target_state);
+        let old_cleanup = self.cleanup_time(target_window);
+        let entry_cleanup = self.cleanup_time(target_indexed);
+        let cleanup = self.cleanup_time(merged);
         let WindowOperator {
             trigger,
+            event_time_trigger,
             contents,
-            slots,
-            backend,
+            store,
+            current,
+            index,
             watermark,
             processing_time,
             changes,
             ..
         } = self;
-        slots.modify(
-            opened(backend)?,
-            || WindowSlot {
-                key: key.clone(),
-                contents: None,
-                timers: Vec::new(),
-                trigger_state: 0,
-            },
-            |slot| {
-                old_timers = std::mem::take(&mut slot.timers);
-                slot.trigger_state = slot.trigger_state.saturating_add(extra_state);
-                match (&mut slot.contents, extra) {
-                    (_, None) => {}
-                    (None, Some(acc)) => slot.contents = Some(acc),
-                    (Some(acc), Some(other)) => contents.merge(acc, other),
-                }
-                let mut ctx = TriggerContext {
-                    watermark: *watermark,
-                    processing_time: *processing_time,
-                    timers: &mut slot.timers,
-                    changes,
-                    state: &mut slot.trigger_state,
-                };
-                trigger.on_merge(merged, &mut ctx);
-            },
-        )?;
-        self.remove_index_entries(key_group, target_window, &old_timers);
-        self.insert_cleanup(key_group, merged);
-        self.apply_timer_changes(key_group, merged);
+        let group = opened(store)?.group(key_group)?;
+        let (entry, _) = group.slot_or_insert(hash, &current.bytes, target_state, || WindowSlot {
+            key: key.clone(),
+            contents: None,
+            timers: Vec::new(),
+            trigger_state: 0,
+        });
+        let slot = &mut entry.slot;
+        let old_timers = std::mem::take(&mut slot.timers);
+        slot.trigger_state = slot.trigger_state.saturating_add(extra_state);
+        match (&mut slot.contents, extra) {
+            (_, None) => {}
+            (None, Some(acc)) => slot.contents = Some(acc),
+            (Some(acc), Some(other)) => contents.merge(acc, other),
+        }
+        let mut ctx = TriggerContext {
+            watermark: *watermark,
+            processing_time: *processing_time,
+            timers: &mut slot.timers,
+            changes,
+            state: &mut slot.trigger_state,
+        };
+        if *event_time_trigger {
+            Trigger::<A::Window>::on_merge(&mut EventTimeTrigger, merged, &mut ctx);
+        } else {
+            trigger.on_merge(merged, &mut ctx);
+        }
+        index.remove_timers(
+            old_cleanup,
+            key_group,
+            &entry.key,
+            target_window,
+            &old_timers,
+        );
+        if !keep_entry {
+            index.remove_cleanup(entry_cleanup, key_group, &entry.key, target_indexed);
+            index.insert(cleanup, key_group, &entry.key, merged);
+        }
+        index.apply_changes(changes, cleanup, key_group, &entry.key, merged);
         Ok(())
     }
 
     /// Processes one record.
+    #[inline]
     fn process_record(
         &mut self,
         value: T,
@@ -601,10 +630,7 @@ where
             .into());
         }
         let key = self.spec.key_of.key_of(&value);
-        let key_group = key_group_of(&key, self.max_parallelism, &mut self.key_bytes)?;
-        let key_bytes = std::mem::take(&mut self.key_bytes);
-        opened(&mut self.backend)?.set_current_key(&key_bytes, key_group);
-        self.key_bytes = key_bytes;
+        self.current.set(&key, self.max_parallelism)?;
 
         let mut windows = std::mem::take(&mut self.windows);
         windows.clear();
@@ -616,16 +642,20 @@ where
         let mut value = Some(value);
         let count = windows.len();
         for (i, window) in windows.iter().enumerate() {
+            let merged;
             let (window, state_window) = if merging {
-                match self.merge_into_sessions(&key, key_group, window)? {
-                    Some(windows) => windows,
+                match self.merge_into_sessions(&key, window)? {
+                    Some(windows) => {
+                        merged = windows;
+                        (&merged.0, &merged.1)
+                    }
                     None => continue,
                 }
             } else {
                 if self.is_window_late(window) {
                     continue;
                 }
-                (window.clone(), window.clone())
+                (window, window)
             };
             skipped = false;
             let record = if i + 1 == count {
@@ -634,15 +664,7 @@ where
                 value.clone()
             };
             if let Some(record) = record {
-                self.add_to_window(
-                    &key,
-                    key_group,
-                    &window,
-                    &state_window,
-                    record,
-                    timestamp,
-                    results,
-                )?;
+                self.add_to_window(&key, window, state_window, record, timestamp, results)?;
             }
         }
         self.windows = windows;
@@ -667,17 +689,10 @@ where
         limit: i64,
         results: &mut Records<C::Out>,
     ) -> Result<(), TaskError> {
-        loop {
-            let index = self.index(domain);
-            match index.first() {
-                Some(first) if first.0 <= limit => {}
-                _ => return Ok(()),
-            }
-            let Some((time, key_group, key, window)) = index.pop_first() else {
-                return Ok(());
-            };
+        while let Some((time, key_group, key, window)) = self.index.pop_due(domain, limit) {
             self.on_timer(domain, time, key_group, &key, &window, results)?;
         }
+        Ok(())
     }
 
     /// A popped index entry: asks the trigger if it registered this time, and removes the
@@ -687,69 +702,89 @@ where
         domain: TimeDomain,
         time: i64,
         key_group: KeyGroup,
-        key: &[u8],
+        key: &Arc<[u8]>,
         window: &A::Window,
         results: &mut Records<C::Out>,
     ) -> Result<(), TaskError> {
-        self.key_bytes.clear();
-        self.key_bytes.extend_from_slice(key);
-        let backend = opened(&mut self.backend)?;
-        backend.set_current_key(key, key_group);
+        self.current.set_encoded(key, key_group);
         let merging = self.spec.assigner.is_merging();
-        let mut sessions = None;
-        if merging {
-            backend.set_current_namespace(&[]);
-            let live = self.sessions.value(backend)?.unwrap_or_default();
-            let Some(state_window) = live.state_window_of(window).cloned() else {
+        let sessions_hash = sessions_hash(self.current.hash);
+        let state_window = if merging {
+            let group = opened(&mut self.store)?.group(key_group)?;
+            let Some(entry) = group.sessions(sessions_hash, key) else {
                 return Ok(());
             };
-            self.set_namespace(&state_window)?;
-            sessions = Some(live);
+            let sessions = &mut entry.sessions;
+            if let Some(state_window) = sessions.state_window_of(window) {
+                state_window.clone()
+            } else {
+                // The cleanup entry of a session that grew since it was made: move it to the
+                // session's window.
+                if let Some(i) = sessions.indexed.iter().position(|w| w == window)
+                    && let Some(current) = sessions.windows.get(i)
+                {
+                    sessions.indexed[i] = current.clone();
+                    let cleanup = cleanup_time(&self.spec, current);
+                    self.index.insert(cleanup, key_group, key, current);
+                }
+                return Ok(());
+            }
         } else {
-            self.set_namespace(window)?;
-        }
-        let backend = opened(&mut self.backend)?;
-        let Some(mut slot) = self.slots.value(backend)? else {
+            window.clone()
+        };
+        let hash = self.slot_hash(&state_window);
+        let cleanup_time = self.cleanup_time(window);
+        let cleanup = cleanup_time == (domain, time);
+        let WindowOperator {
+            trigger,
+            event_time_trigger,
+            contents,
+            store,
+            index,
+            watermark,
+            processing_time,
+            changes,
+            ..
+        } = self;
+        let group = opened(store)?.group(key_group)?;
+        let Some(entry) = group.slot(hash, key, &state_window) else {
             return Ok(());
         };
-        let cleanup = self.cleanup_time(window) == (domain, time);
+        let slot = &mut entry.slot;
         if let Some(i) = slot.timers.iter().position(|t| *t == (domain, time)) {
             slot.timers.swap_remove(i);
             let mut ctx = TriggerContext {
-                watermark: self.watermark,
-                processing_time: self.processing_time,
+                watermark: *watermark,
+                processing_time: *processing_time,
                 timers: &mut slot.timers,
-                changes: &mut self.changes,
+                changes,
                 state: &mut slot.trigger_state,
             };
             let result = match domain {
-                TimeDomain::EventTime => self.trigger.on_event_time(time, window, &mut ctx),
-                TimeDomain::ProcessingTime => {
-                    self.trigger.on_processing_time(time, window, &mut ctx)
+                TimeDomain::EventTime if *event_time_trigger => {
+                    EventTimeTrigger.on_event_time(time, window, &mut ctx)
                 }
+                TimeDomain::EventTime => trigger.on_event_time(time, window, &mut ctx),
+                TimeDomain::ProcessingTime => trigger.on_processing_time(time, window, &mut ctx),
             };
-            apply_result(&mut self.contents, &mut slot, window, result, results)?;
+            apply_result(contents, slot, window, result, results)?;
         }
         if cleanup {
-            self.changes.clear();
-            self.remove_index_entries(key_group, window, &slot.timers);
-            let backend = opened(&mut self.backend)?;
-            self.slots.clear(backend)?;
-            if let Some(mut live) = sessions {
-                backend.set_current_namespace(&[]);
-                if let Ok(i) = live.windows.binary_search(window) {
-                    live.remove(i);
+            changes.clear();
+            index.remove_window(cleanup_time, key_group, key, window, &slot.timers);
+            group.remove_slot(hash, key, &state_window);
+            if merging && let Some(entry) = group.sessions(sessions_hash, key) {
+                if let Ok(i) = entry.sessions.windows.binary_search(window) {
+                    let (_, _, indexed) = entry.sessions.remove(i);
+                    let entry_cleanup = self::cleanup_time(&self.spec, &indexed);
+                    index.remove_cleanup(entry_cleanup, key_group, key, &indexed);
                 }
-                if live.windows.is_empty() {
-                    self.sessions.clear(backend)?;
-                } else {
-                    self.sessions.update(backend, live)?;
+                if entry.sessions.windows.is_empty() {
+                    group.remove_sessions(sessions_hash, key);
                 }
             }
         } else {
-            self.apply_timer_changes(key_group, window);
-            let backend = opened(&mut self.backend)?;
-            self.slots.update(backend, slot)?;
+            index.apply_changes(changes, cleanup_time, key_group, key, window);
         }
         Ok(())
     }
@@ -766,9 +801,35 @@ where
     }
 }
 
-/// The backend of an opened operator.
-fn opened(backend: &mut Option<KeyedStateBackend>) -> Result<&mut KeyedStateBackend, TaskError> {
-    backend
+/// When a window's state is removed: `(domain, time)`.
+fn cleanup_time<T, K, A: WindowAssigner>(
+    spec: &WindowSpec<T, K, A>,
+    window: &A::Window,
+) -> (TimeDomain, i64) {
+    let max = window.max_timestamp();
+    if spec.assigner.is_event_time() {
+        (
+            TimeDomain::EventTime,
+            max.saturating_add(spec.allowed_lateness),
+        )
+    } else if max == i64::MAX {
+        (TimeDomain::EventTime, i64::MAX)
+    } else {
+        (TimeDomain::ProcessingTime, max)
+    }
+}
+
+/// The error of a merging assigner that absorbs a session the key does not have.
+fn absorbed_out_of_range(operator: &str) -> TaskError {
+    format!(
+        "the window assigner of window operator {operator:?} merged away a session that does not exist; its merge must return indices into the sessions it is given"
+    )
+    .into()
+}
+
+/// The state of an opened operator.
+fn opened<S>(store: &mut Option<S>) -> Result<&mut S, TaskError> {
+    store
         .as_mut()
         .ok_or_else(|| "a window operator processed a record before it was opened".into())
 }
@@ -809,13 +870,18 @@ where
 
     fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
         let range = ctx.key_group_range();
+        if ctx.max_parallelism() == 0 {
+            return Err(format!(
+                "window operator {:?} was opened with a maximum parallelism of 0; it must be at least 1",
+                self.spec.name
+            )
+            .into());
+        }
         self.max_parallelism = ctx.max_parallelism();
-        let mut backend = KeyedStateBackend::new(range.start(), range.end().saturating_sub(1));
-        self.slots.register(&mut backend)?;
-        self.sessions.register(&mut backend)?;
-        self.backend = Some(backend);
+        self.store = Some(WindowStore::new(range.start(), range.end()));
         self.processing_time = ctx.processing_time();
-        self.clock = Some(Arc::clone(ctx.clock()));
+        self.context = Some(ctx.clone());
+        self.event_time_trigger = (&*self.trigger as &dyn Any).is::<EventTimeTrigger>();
         Ok(())
     }
 
@@ -824,11 +890,12 @@ where
         batch: Records<T>,
         out: &mut dyn Output<Self::Out>,
     ) -> Result<(), TaskError> {
-        let now = match &self.clock {
-            Some(clock) => clock.now_ms(),
+        let now = match &self.context {
+            Some(ctx) => ctx.clock().now_ms(),
             None => return Err("a window operator processed a record before it was opened".into()),
         };
         self.processing_time = self.processing_time.max(now);
+        let dropped_before = self.late_records_dropped;
         let mut results = Records::new();
         let mut late = Records::new();
         let (values, timestamps) = batch.into_parts();
@@ -840,6 +907,12 @@ where
             for (value, timestamp) in values.into_iter().zip(timestamps) {
                 self.process_record(value, timestamp, now, &mut results, &mut late)?;
             }
+        }
+        let dropped = self.late_records_dropped - dropped_before;
+        if dropped > 0
+            && let Some(ctx) = &self.context
+        {
+            ctx.count_late_records(dropped);
         }
         Self::emit(results, late, out)
     }
@@ -874,7 +947,7 @@ where
     /// One blob per owned key group: the window state; the index is rebuilt on restore.
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
         let mut state = OperatorState::default();
-        for key_group in opened(&mut self.backend)?.key_group_range() {
+        for key_group in opened(&mut self.store)?.key_groups() {
             state
                 .keyed
                 .insert(key_group, self.snapshot_key_group(key_group)?);
@@ -883,7 +956,7 @@ where
     }
 
     fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
-        let owned = opened(&mut self.backend)?.key_group_range();
+        let owned = opened(&mut self.store)?.key_groups();
         for (&key_group, bytes) in &state.keyed {
             if owned.contains(&key_group) {
                 self.restore_key_group(key_group, bytes)?;
@@ -912,7 +985,7 @@ mod tests {
     use crate::time::ManualClock;
     use crate::window::function::{ReduceContents, WindowContents};
     use crate::window::{
-        CountTrigger, EventTimeSessionWindows, GlobalWindows, SlidingEventTimeWindows,
+        CountTrigger, EventTimeSessionWindows, GlobalWindows, SlidingEventTimeWindows, TimeWindow,
         TumblingProcessingTimeWindows,
     };
 
@@ -1186,6 +1259,125 @@ mod tests {
         }
         after.results.sort();
         (out.results, after.results)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+        /// Snapshots are in the keyed-state format: a plain backend reads every live window's
+        /// slot back from them, under the window's namespace, with the sum a plain computation
+        /// gives.
+        #[test]
+        fn snapshots_are_readable_as_keyed_state(
+            records in proptest::collection::vec((0u32..6, 0u64..100, 0i64..200), 0..120),
+        ) {
+            let assigner =
+                SlidingEventTimeWindows::of(Duration::from_millis(20), Duration::from_millis(10));
+            let mut op = operator(assigner, sum(), 0);
+            op.open(&OperatorContext::new("window", 0, 1, 8)).unwrap();
+            op.process_batch(batch(&records), &mut Recorder::default()).unwrap();
+            let snapshot = op.snapshot_state(1).unwrap();
+
+            let mut expected = std::collections::BTreeMap::new();
+            for &(key, value, ts) in &records {
+                let mut windows = Vec::new();
+                assigner.assign_windows(ts, 0, &mut windows);
+                for window in windows {
+                    *expected.entry((key, window)).or_insert(0) += value;
+                }
+            }
+            let contents = ValueState::<WindowSlot<u32, Option<Event>>>::new("window-contents");
+            let mut found = std::collections::BTreeMap::new();
+            for (&key_group, bytes) in &snapshot.keyed {
+                let mut backend = KeyedStateBackend::new(key_group, key_group);
+                backend.restore_key_group(key_group, bytes).unwrap();
+                contents.register(&mut backend).unwrap();
+                let mut entries = Vec::new();
+                backend
+                    .for_each_entry("window-contents", |_, key, ns| {
+                        entries.push((key.to_vec(), ns.to_vec()));
+                    })
+                    .unwrap();
+                for (key, ns) in entries {
+                    backend.set_current_key(&key, key_group);
+                    backend.set_current_namespace(&ns);
+                    let slot = contents.value(&mut backend).unwrap().unwrap();
+                    let mut encoded = Vec::new();
+                    encode_key(&slot.key, &mut encoded).unwrap();
+                    proptest::prop_assert_eq!(&encoded, &key);
+                    let window = TimeWindow::decode_namespace(&ns).unwrap();
+                    let (_, total) = slot.contents.flatten().unwrap();
+                    found.insert((slot.key, window), total);
+                }
+            }
+            proptest::prop_assert_eq!(found, expected);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+        /// Sessions that grow while the watermark follows the records fire once each, with a
+        /// plain computation's sums, in the order of their ends, and leave no state.
+        #[test]
+        fn growing_sessions_fire_in_time_order_with_the_reference_sums(
+            steps in proptest::collection::vec((0u32..4, 1u64..10, 0i64..8), 1..150),
+            watermark_every in 1usize..6,
+        ) {
+            let gap = 10;
+            let mut ts = 0;
+            let records: Vec<(u32, u64, i64)> = steps
+                .iter()
+                .map(|&(key, value, step)| {
+                    ts += step;
+                    (key, value, ts)
+                })
+                .collect();
+            let mut op = operator(
+                EventTimeSessionWindows::with_gap(Duration::from_millis(gap as u64)),
+                sum(),
+                0,
+            );
+            op.open(&OperatorContext::new("window", 0, 1, 8)).unwrap();
+            let mut out = Recorder::default();
+            for chunk in records.chunks(watermark_every) {
+                op.process_batch(batch(chunk), &mut out).unwrap();
+                // A gap behind the records, so no session closes before a record that touches it.
+                op.process_watermark(chunk[chunk.len() - 1].2 - gap, &mut out).unwrap();
+            }
+            let fired_while_running = out.results.len();
+            op.process_watermark(i64::MAX, &mut out).unwrap();
+            proptest::prop_assert_eq!(op.state_entries(), 0);
+            proptest::prop_assert!(
+                out.results[..fired_while_running].windows(2).all(|w| w[0].1 <= w[1].1),
+                "results in time order: {:?}", out.results
+            );
+            // Reference: per key, records closer than the gap form one session.
+            let mut expected = Vec::new();
+            for key in 0..4 {
+                let mut session: Option<(i64, i64, u64)> = None;
+                for &(_, value, ts) in records.iter().filter(|r| r.0 == key) {
+                    session = match session {
+                        // Touching windows merge.
+                        Some((start, end, total)) if ts <= end => {
+                            Some((start, end.max(ts + gap), total + value))
+                        }
+                        Some((_, end, total)) => {
+                            expected.push(((key, total), end - 1));
+                            Some((ts, ts + gap, value))
+                        }
+                        None => Some((ts, ts + gap, value)),
+                    };
+                }
+                if let Some((_, end, total)) = session {
+                    expected.push(((key, total), end - 1));
+                }
+            }
+            let mut results = out.results.clone();
+            results.sort();
+            expected.sort();
+            proptest::prop_assert_eq!(results, expected);
+        }
     }
 
     #[test]

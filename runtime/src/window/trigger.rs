@@ -5,6 +5,8 @@
 //! reached ([`Trigger::on_event_time`], [`Trigger::on_processing_time`]). Registered times are kept
 //! in the operator's time-ordered window index, so they cost nothing per record once set.
 
+use std::any::Any;
+
 use super::Window;
 
 /// What a window does after its trigger was asked.
@@ -146,7 +148,7 @@ impl TriggerContext<'_> {
 ///     }
 /// }
 /// ```
-pub trait Trigger<W: Window>: Send + 'static {
+pub trait Trigger<W: Window>: Any + Send + 'static {
     /// A record was added to `window`.
     fn on_element(
         &mut self,
