@@ -161,8 +161,16 @@ fn main() {
         right: batches(&schema("r"), 100_000, 13),
     };
     let cases = [
-        ("exec/topn_insert_only", Case::TopN { insert_only: true }, ROWS),
-        ("exec/topn_updating", Case::TopN { insert_only: false }, ROWS),
+        (
+            "exec/topn_insert_only",
+            Case::TopN { insert_only: true },
+            ROWS,
+        ),
+        (
+            "exec/topn_updating",
+            Case::TopN { insert_only: false },
+            ROWS,
+        ),
         ("exec/interval_join_inner", Case::IntervalJoin, 2 * ROWS),
     ];
     let mut criterion = Criterion::default().configure_from_args();

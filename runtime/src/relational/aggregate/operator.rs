@@ -91,9 +91,11 @@ struct Scratch {
     group_ids: Vec<u32>,
     signs: Vec<i8>,
     filtered: Vec<i8>,
-    /// The groups the batch touched, in order of first touch, and whether each is new.
+    /// The groups the batch touched, in order of first touch, whether each is new, and the
+    /// row of the batch that first touched it (where its key values are read for the output).
     touched: Vec<u32>,
     fresh: Vec<bool>,
+    touched_rows: Vec<u32>,
     /// Per group index: whether it is in `touched`.
     marks: Vec<bool>,
     /// The rows that created a group.
@@ -312,7 +314,11 @@ impl GroupAggregateOperator {
             }
         }
 
-        let output = if changelog { self.changes(&old)? } else { None };
+        let output = if changelog {
+            self.changes(data, &old)?
+        } else {
+            None
+        };
         for t in 0..self.scratch.touched.len() {
             let group = self.scratch.touched[t];
             if self.row_counts[group as usize] == 0 {
@@ -352,6 +358,7 @@ impl GroupAggregateOperator {
         s.group_ids.clear();
         s.touched.clear();
         s.fresh.clear();
+        s.touched_rows.clear();
         s.new_rows.clear();
         let Some(keys) = &self.keys else {
             let (group, new) = self.groups.find_or_insert(hash_key_bytes(&[]), &[]);
@@ -381,6 +388,7 @@ impl GroupAggregateOperator {
                 s.marks[g] = true;
                 s.touched.push(group);
                 s.fresh.push(new);
+                s.touched_rows.push(row as u32);
             }
         }
         for &group in &s.touched {
@@ -452,7 +460,11 @@ impl GroupAggregateOperator {
 
     /// The changes of the touched groups: `old` holds, from before the batch, the results of
     /// the touched groups that existed then.
-    fn changes(&self, old: &[ArrayRef]) -> Result<Option<ChangelogBatch>, AggregateError> {
+    fn changes(
+        &self,
+        data: &RecordBatch,
+        old: &[ArrayRef],
+    ) -> Result<Option<ChangelogBatch>, AggregateError> {
         let touched = &self.scratch.touched;
         let fresh = &self.scratch.fresh;
         let live = |g: u32| self.row_counts[g as usize] > 0;
@@ -520,9 +532,12 @@ impl GroupAggregateOperator {
         }
         let mut columns = Vec::with_capacity(self.spec.output_schema.fields().len());
         if self.keys.is_some() {
-            let key_rows = UInt32Array::from(key_rows);
-            for column in self.key_columns(touched)? {
-                columns.push(take(&column, &key_rows, None)?);
+            // A touched group's key values are those of the batch row that first touched it.
+            let rows = &self.scratch.touched_rows;
+            let key_rows =
+                UInt32Array::from_iter_values(key_rows.iter().map(|&t| rows[t as usize]));
+            for &column in &self.spec.group_columns {
+                columns.push(take(data.column(column), &key_rows, None)?);
             }
         }
         for (o, n) in old.iter().zip(&new) {
