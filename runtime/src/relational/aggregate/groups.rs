@@ -16,7 +16,7 @@ pub(crate) struct GroupTable {
     /// Per group: the hash of its key.
     hashes: Vec<u64>,
     /// Per group: its key in the canonical key encoding; empty for a free index.
-    keys: Vec<Box<[u8]>>,
+    keys: Vec<Key>,
     /// Per group: its key values in Arrow's row format.
     rows: Vec<Box<[u8]>>,
     /// Per group: whether the index is in use.
@@ -40,20 +40,20 @@ impl GroupTable {
     #[inline]
     pub(crate) fn find_or_insert(&mut self, hash: u64, key: &[u8]) -> (u32, bool) {
         let keys = &self.keys;
-        if let Some(&group) = self.table.find(hash, |&g| *keys[g as usize] == *key) {
+        if let Some(&group) = self.table.find(hash, |&g| keys[g as usize].bytes() == key) {
             return (group, false);
         }
         let group = match self.free.pop() {
             Some(group) => {
                 let g = group as usize;
-                self.keys[g] = key.into();
+                self.keys[g] = Key::new(key);
                 self.hashes[g] = hash;
                 self.live[g] = true;
                 group
             }
             None => {
                 let group = u32::try_from(self.keys.len()).expect("fewer than 2^32 groups");
-                self.keys.push(key.into());
+                self.keys.push(Key::new(key));
                 self.rows.push(Box::default());
                 self.hashes.push(hash);
                 self.live.push(true);
@@ -93,7 +93,7 @@ impl GroupTable {
         {
             entry.remove();
         }
-        self.keys[g] = Box::default();
+        self.keys[g] = Key::new(&[]);
         self.rows[g] = Box::default();
         self.live[g] = false;
         self.free.push(group);
@@ -106,5 +106,39 @@ impl GroupTable {
             .enumerate()
             .filter(|(_, live)| **live)
             .map(|(g, _)| g as u32)
+    }
+}
+
+/// A group key's bytes, inline when short (most keys: a number or two, a short string), so
+/// comparing a probed group's key reads the key vector only, not another allocation.
+#[derive(Debug, Clone)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+/// The longest key kept inline.
+const INLINE: usize = 22;
+
+impl Key {
+    fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            Key::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            Key::Heap(key.into())
+        }
+    }
+
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..*len as usize],
+            Key::Heap(bytes) => bytes,
+        }
     }
 }
