@@ -24,6 +24,8 @@ pub struct CheckpointConfig {
     pub(crate) retained: usize,
     pub(crate) resume: bool,
     pub(crate) mode: CheckpointingMode,
+    pub(crate) unaligned: bool,
+    pub(crate) aligned_timeout: Option<Duration>,
 }
 
 /// The consistency a checkpoint guarantees.
@@ -50,6 +52,8 @@ impl CheckpointConfig {
             retained: 2,
             resume: false,
             mode: CheckpointingMode::ExactlyOnce,
+            unaligned: false,
+            aligned_timeout: None,
         }
     }
 
@@ -100,6 +104,35 @@ impl CheckpointConfig {
     /// Default: [`CheckpointingMode::ExactlyOnce`].
     pub fn with_mode(mut self, mode: CheckpointingMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Takes exactly-once checkpoints **unaligned**: a barrier overtakes the data queued ahead of
+    /// it in every channel (it travels in the channels' priority lane), a task with several
+    /// inputs snapshots as soon as the first barrier arrives instead of waiting for all, and the
+    /// overtaken data (per input channel, up to that channel's barrier) is stored with the
+    /// snapshot and replayed into the operator on restore, before any new input. Checkpoints then
+    /// complete quickly under backpressure, at the price of larger snapshots. Savepoints are
+    /// always aligned. Ignored in [`CheckpointingMode::AtLeastOnce`].
+    ///
+    /// A checkpoint stored with in-flight data restores at the parallelism that took it only.
+    ///
+    /// Default: off (aligned).
+    pub fn with_unaligned(mut self, unaligned: bool) -> Self {
+        self.unaligned = unaligned;
+        self
+    }
+
+    /// Starts every checkpoint aligned and switches it to unaligned at a task whose alignment
+    /// took longer than `timeout` (as Flink's aligned checkpoint timeout): jobs without
+    /// backpressure keep small aligned snapshots, and backpressured ones still complete their
+    /// checkpoints. Turns unaligned checkpoints on (see [`CheckpointConfig::with_unaligned`]);
+    /// `Duration::ZERO` means unaligned from the start.
+    ///
+    /// Default: none; with unaligned checkpoints on, every checkpoint is unaligned at once.
+    pub fn with_aligned_checkpoint_timeout(mut self, timeout: Duration) -> Self {
+        self.unaligned = true;
+        self.aligned_timeout = (!timeout.is_zero()).then_some(timeout);
         self
     }
 

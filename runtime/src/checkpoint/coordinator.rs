@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::config::CheckpointConfig;
-use super::storage::{CheckpointError, CompletedCheckpoint, Storage, SubtaskState, store_at};
+use super::storage::{
+    CheckpointError, CompletedCheckpoint, InFlightData, Storage, SubtaskState, store_at,
+};
 use crate::graph::NodeId;
 use crate::operator::OperatorState;
 
@@ -23,6 +25,10 @@ struct Pending {
     id: u64,
     started: Instant,
     acks: BTreeMap<(NodeId, usize), SubtaskState>,
+    /// Unaligned snapshots whose in-flight data is still being collected.
+    awaiting_in_flight: BTreeSet<(NodeId, usize)>,
+    /// The in-flight data of unaligned snapshots, by the operator subtask heading the task.
+    in_flight: BTreeMap<(NodeId, usize), InFlightData>,
     savepoint: Option<SavepointRequest>,
 }
 
@@ -76,8 +82,11 @@ pub struct CheckpointStats {
     pub savepoint: bool,
     /// From the trigger until it was stored.
     pub duration: Duration,
-    /// The size of the captured state, in bytes.
+    /// The size of the captured state, in bytes (in-flight data included).
     pub state_bytes: u64,
+    /// The size of the in-flight data stored by unaligned snapshots, in bytes (0 when the
+    /// checkpoint was aligned everywhere).
+    pub in_flight_bytes: u64,
 }
 
 /// What tasks use to acknowledge: the coordinator itself.
@@ -150,6 +159,60 @@ impl Coordinator {
         self.config.mode == super::config::CheckpointingMode::ExactlyOnce
     }
 
+    /// Whether checkpoints may be (or become) unaligned.
+    pub(crate) fn unaligned_enabled(&self) -> bool {
+        self.aligned() && self.config.unaligned
+    }
+
+    /// How long an aligned checkpoint may align at a task before it switches to unaligned there.
+    pub(crate) fn aligned_timeout(&self) -> Option<Duration> {
+        self.config.aligned_timeout
+    }
+
+    /// Whether checkpoint `id` may be unaligned: unaligned checkpoints are on and it is not a
+    /// savepoint (savepoints are always aligned).
+    pub(crate) fn may_be_unaligned(&self, id: u64) -> bool {
+        if !self.unaligned_enabled() {
+            return false;
+        }
+        let state = self.state.lock();
+        state
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.id == id && p.savepoint.is_none())
+    }
+
+    /// Whether the barriers of checkpoint `id` start out unaligned (no aligned timeout is set).
+    pub(crate) fn starts_unaligned(&self, id: u64) -> bool {
+        self.config.aligned_timeout.is_none() && self.may_be_unaligned(id)
+    }
+
+    /// The task headed by operator subtask (`node`, `subtask`) took an unaligned snapshot for
+    /// checkpoint `id` and will acknowledge its in-flight data with
+    /// [`Coordinator::ack_in_flight`]; the checkpoint waits for it.
+    pub(crate) fn expect_in_flight(&self, id: u64, node: NodeId, subtask: usize) {
+        let mut guard = self.state.lock();
+        if let Some(pending) = guard.pending.as_mut()
+            && pending.id == id
+        {
+            pending.awaiting_in_flight.insert((node, subtask));
+        }
+    }
+
+    /// The in-flight data an unaligned snapshot owed is complete.
+    pub(crate) fn ack_in_flight(&self, id: u64, node: NodeId, subtask: usize, data: InFlightData) {
+        let mut guard = self.state.lock();
+        let Some(pending) = guard.pending.as_mut() else {
+            return;
+        };
+        if pending.id != id {
+            return;
+        }
+        pending.awaiting_in_flight.remove(&(node, subtask));
+        pending.in_flight.insert((node, subtask), data);
+        self.try_complete(&mut guard);
+    }
+
     /// The latest triggered checkpoint id (0: none yet).
     pub(crate) fn triggered(&self) -> u64 {
         self.triggered.load(Ordering::Acquire)
@@ -184,6 +247,7 @@ impl Coordinator {
             SubtaskState {
                 finished: false,
                 state,
+                in_flight: Vec::new(),
             },
         );
         self.try_complete(&mut guard);
@@ -205,7 +269,11 @@ impl Coordinator {
         let done = state
             .expected
             .iter()
-            .all(|k| pending.acks.contains_key(k) || state.finished.contains(k));
+            .all(|k| pending.acks.contains_key(k) || state.finished.contains(k))
+            && pending
+                .awaiting_in_flight
+                .iter()
+                .all(|k| state.finished.contains(k));
         if !done {
             return;
         }
@@ -216,8 +284,13 @@ impl Coordinator {
         for key in &state.expected {
             subtasks.entry(*key).or_insert_with(|| SubtaskState {
                 finished: true,
-                state: OperatorState::default(),
+                ..SubtaskState::default()
             });
+        }
+        for (key, data) in pending.in_flight {
+            if let Some(subtask) = subtasks.get_mut(&key) {
+                subtask.in_flight = data;
+            }
         }
         let checkpoint = CompletedCheckpoint {
             id: pending.id,
@@ -243,8 +316,17 @@ impl Coordinator {
         let bytes = checkpoint
             .subtasks
             .values()
-            .map(|s| s.state.operator.len() + s.state.keyed.values().map(Vec::len).sum::<usize>())
+            .map(|s| {
+                s.state.operator.len()
+                    + s.state.keyed.values().map(Vec::len).sum::<usize>()
+                    + s.in_flight.iter().map(|(_, b)| b.len()).sum::<usize>()
+            })
             .sum::<usize>() as u64;
+        let in_flight_bytes = checkpoint
+            .subtasks
+            .values()
+            .flat_map(|s| s.in_flight.iter().map(|(_, b)| b.len() as u64))
+            .sum::<u64>();
         let is_savepoint = savepoint.is_some();
         let stored = match savepoint {
             Some((dir, waiter)) => {
@@ -273,6 +355,7 @@ impl Coordinator {
                     savepoint: is_savepoint,
                     duration: started.elapsed(),
                     state_bytes: bytes,
+                    in_flight_bytes,
                 });
                 self.completed.store(id, Ordering::Release);
             }
@@ -332,6 +415,8 @@ impl Coordinator {
             id,
             started: Instant::now(),
             acks: BTreeMap::new(),
+            awaiting_in_flight: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
             savepoint,
         });
         self.triggered.store(id, Ordering::Release);

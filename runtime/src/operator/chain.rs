@@ -89,6 +89,10 @@ impl<B: Batch> Output<B> for Counting<'_, B> {
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
         self.inner.notify_checkpoint_complete(checkpoint_id)
     }
+
+    fn has_room(&self) -> bool {
+        self.inner.has_room()
+    }
 }
 
 /// An operator's place in a running job: who it is, what it counts, where it reports
@@ -315,6 +319,10 @@ impl<C: Send, L: LinkInput<C>> Output<C> for Chained<L> {
         self.run(|op, _| op.notify_checkpoint_complete(checkpoint_id))?;
         self.out.notify_checkpoint_complete(checkpoint_id)
     }
+
+    fn has_room(&self) -> bool {
+        self.out.has_room()
+    }
 }
 
 impl<L: LinkOperator> Drop for Chained<L> {
@@ -379,6 +387,10 @@ impl<B: Batch> Output<B> for FanOut<B> {
         self.outputs
             .iter_mut()
             .try_for_each(|o| o.notify_checkpoint_complete(checkpoint_id))
+    }
+
+    fn has_room(&self) -> bool {
+        self.outputs.iter().all(|o| o.has_room())
     }
 }
 

@@ -73,6 +73,13 @@ pub trait Output<B>: Send {
     fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<(), TaskError> {
         Ok(())
     }
+
+    /// Whether every channel this output writes to has room for another message. With
+    /// unaligned checkpoints a task reads new input only while its output has room, so it is
+    /// never stuck in a full channel when a barrier wants to overtake. The default: always.
+    fn has_room(&self) -> bool {
+        true
+    }
 }
 
 /// Facts about the subtask an operator runs in.
