@@ -26,6 +26,7 @@ pub struct CheckpointConfig {
     pub(crate) mode: CheckpointingMode,
     pub(crate) unaligned: bool,
     pub(crate) aligned_timeout: Option<Duration>,
+    pub(crate) max_concurrent: usize,
 }
 
 /// The consistency a checkpoint guarantees.
@@ -54,6 +55,7 @@ impl CheckpointConfig {
             mode: CheckpointingMode::ExactlyOnce,
             unaligned: false,
             aligned_timeout: None,
+            max_concurrent: 1,
         }
     }
 
@@ -133,6 +135,18 @@ impl CheckpointConfig {
     pub fn with_aligned_checkpoint_timeout(mut self, timeout: Duration) -> Self {
         self.unaligned = true;
         self.aligned_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// Sets how many checkpoints may be in progress at once: a checkpoint is triggered on time
+    /// as long as fewer are pending. A completed checkpoint subsumes the older ones still
+    /// pending, which are abandoned. A minimum pause (see [`CheckpointConfig::with_min_pause`])
+    /// still applies between a completion and the next trigger; savepoints wait until no
+    /// checkpoint is pending. Values below 1 count as 1.
+    ///
+    /// Default: 1, as Flink's.
+    pub fn with_max_concurrent_checkpoints(mut self, max: usize) -> Self {
+        self.max_concurrent = max.max(1);
         self
     }
 

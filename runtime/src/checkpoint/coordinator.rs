@@ -1,6 +1,6 @@
 //! The checkpoint coordinator: triggers checkpoints, collects acknowledgements, completes them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +29,8 @@ struct Pending {
     awaiting_in_flight: BTreeSet<(NodeId, usize)>,
     /// The in-flight data of unaligned snapshots, by the operator subtask heading the task.
     in_flight: BTreeMap<(NodeId, usize), InFlightData>,
+    /// Whether some task snapshotted it unaligned.
+    unaligned: bool,
     savepoint: Option<SavepointRequest>,
 }
 
@@ -37,12 +39,13 @@ struct State {
     expected: BTreeSet<(NodeId, usize)>,
     /// Operator subtasks whose task has finished.
     finished: BTreeSet<(NodeId, usize)>,
-    pending: Option<Pending>,
+    /// Checkpoints triggered and not yet complete, by id.
+    pending: BTreeMap<u64, Pending>,
     next_id: u64,
     last_trigger: Option<Instant>,
     last_completion: Option<Instant>,
     /// A checkpoint every task acknowledged, waiting to be written by the coordinator thread.
-    to_write: Option<(CompletedCheckpoint, Option<SavepointRequest>, Instant)>,
+    to_write: VecDeque<(CompletedCheckpoint, Option<SavepointRequest>, Instant, bool)>,
     /// What every completed checkpoint took.
     stats: Vec<CheckpointStats>,
     /// Whether the coordinator thread is writing a checkpoint.
@@ -87,6 +90,9 @@ pub struct CheckpointStats {
     /// The size of the in-flight data stored by unaligned snapshots, in bytes (0 when the
     /// checkpoint was aligned everywhere).
     pub in_flight_bytes: u64,
+    /// Whether some task took its snapshot unaligned (from the start, or after its alignment
+    /// timed out).
+    pub unaligned: bool,
 }
 
 /// What tasks use to acknowledge: the coordinator itself.
@@ -110,11 +116,11 @@ impl Coordinator {
             state: Mutex::new(State {
                 expected: BTreeSet::new(),
                 finished: BTreeSet::new(),
-                pending: None,
+                pending: BTreeMap::new(),
                 next_id,
                 last_trigger: None,
                 last_completion: None,
-                to_write: None,
+                to_write: VecDeque::new(),
                 stats: Vec::new(),
                 writing: false,
                 completed: 0,
@@ -137,14 +143,7 @@ impl Coordinator {
         state.expected = expected.into_iter().collect();
         state.operator_ids = operator_ids;
         state.finished.clear();
-        if let Some(pending) = state.pending.take()
-            && let Some((_, waiter)) = pending.savepoint
-        {
-            let _ = waiter.send(Err(CheckpointError::Aborted {
-                id: pending.id,
-                reason: "a task failed".to_owned(),
-            }));
-        }
+        abort_all(&mut state.pending, "a task failed");
         state.last_trigger = Some(Instant::now());
         state.attempts += 1;
         if state.attempts == 1 && !self.config.resume {
@@ -178,8 +177,13 @@ impl Coordinator {
         let state = self.state.lock();
         state
             .pending
-            .as_ref()
-            .is_some_and(|p| p.id == id && p.savepoint.is_none())
+            .get(&id)
+            .is_some_and(|p| p.savepoint.is_none())
+    }
+
+    /// Whether checkpoint `id` was triggered and is neither complete nor abandoned.
+    pub(crate) fn is_pending(&self, id: u64) -> bool {
+        self.state.lock().pending.contains_key(&id)
     }
 
     /// Whether the barriers of checkpoint `id` start out unaligned (no aligned timeout is set).
@@ -192,22 +196,18 @@ impl Coordinator {
     /// [`Coordinator::ack_in_flight`]; the checkpoint waits for it.
     pub(crate) fn expect_in_flight(&self, id: u64, node: NodeId, subtask: usize) {
         let mut guard = self.state.lock();
-        if let Some(pending) = guard.pending.as_mut()
-            && pending.id == id
-        {
+        if let Some(pending) = guard.pending.get_mut(&id) {
             pending.awaiting_in_flight.insert((node, subtask));
+            pending.unaligned = true;
         }
     }
 
     /// The in-flight data an unaligned snapshot owed is complete.
     pub(crate) fn ack_in_flight(&self, id: u64, node: NodeId, subtask: usize, data: InFlightData) {
         let mut guard = self.state.lock();
-        let Some(pending) = guard.pending.as_mut() else {
+        let Some(pending) = guard.pending.get_mut(&id) else {
             return;
         };
-        if pending.id != id {
-            return;
-        }
         pending.awaiting_in_flight.remove(&(node, subtask));
         pending.in_flight.insert((node, subtask), data);
         self.try_complete(&mut guard);
@@ -236,12 +236,9 @@ impl Coordinator {
     /// An operator subtask captured its state for checkpoint `id`.
     pub(crate) fn ack(&self, id: u64, node: NodeId, subtask: usize, state: OperatorState) {
         let mut guard = self.state.lock();
-        let Some(pending) = guard.pending.as_mut() else {
+        let Some(pending) = guard.pending.get_mut(&id) else {
             return;
         };
-        if pending.id != id {
-            return;
-        }
         pending.acks.insert(
             (node, subtask),
             SubtaskState {
@@ -262,24 +259,44 @@ impl Coordinator {
         self.try_complete(&mut guard);
     }
 
+    /// Completes every pending checkpoint all tasks acknowledged; a completed checkpoint
+    /// subsumes the older ones still pending.
     fn try_complete(&self, state: &mut State) {
-        let Some(pending) = state.pending.as_ref() else {
+        let done: Vec<u64> = state
+            .pending
+            .values()
+            .filter(|pending| {
+                state
+                    .expected
+                    .iter()
+                    .all(|k| pending.acks.contains_key(k) || state.finished.contains(k))
+                    && pending
+                        .awaiting_in_flight
+                        .iter()
+                        .all(|k| state.finished.contains(k))
+            })
+            .map(|pending| pending.id)
+            .collect();
+        let Some(&newest) = done.last() else {
             return;
         };
-        let done = state
-            .expected
-            .iter()
-            .all(|k| pending.acks.contains_key(k) || state.finished.contains(k))
-            && pending
-                .awaiting_in_flight
-                .iter()
-                .all(|k| state.finished.contains(k));
-        if !done {
-            return;
+        let older: Vec<u64> = state.pending.range(..newest).map(|(id, _)| *id).collect();
+        for id in older {
+            if let Some(pending) = state.pending.remove(&id) {
+                if done.contains(&id) {
+                    self.complete(state, pending);
+                } else {
+                    abort(pending, "a newer checkpoint completed first");
+                }
+            }
         }
-        let Some(pending) = state.pending.take() else {
-            return;
-        };
+        if let Some(pending) = state.pending.remove(&newest) {
+            self.complete(state, pending);
+        }
+    }
+
+    /// Queues a checkpoint every task acknowledged for writing.
+    fn complete(&self, state: &mut State, pending: Pending) {
         let mut subtasks = pending.acks;
         for key in &state.expected {
             subtasks.entry(*key).or_insert_with(|| SubtaskState {
@@ -299,18 +316,28 @@ impl Coordinator {
         };
         // Writing happens on the coordinator thread, so the last task to acknowledge goes on
         // processing at once.
-        state.to_write = Some((checkpoint, pending.savepoint, pending.started));
+        state.to_write.push_back((
+            checkpoint,
+            pending.savepoint,
+            pending.started,
+            pending.unaligned,
+        ));
     }
 
     /// Writes a checkpoint every task acknowledged, then announces its completion.
     fn write_completed(&self) {
-        let Some((checkpoint, savepoint, started)) = ({
+        while self.write_next() {}
+    }
+
+    /// Writes the next checkpoint waiting to be written; false when none was.
+    fn write_next(&self) -> bool {
+        let Some((checkpoint, savepoint, started, unaligned)) = ({
             let mut state = self.state.lock();
-            let next = state.to_write.take();
+            let next = state.to_write.pop_front();
             state.writing = next.is_some();
             next
         }) else {
-            return;
+            return false;
         };
         let id = checkpoint.id;
         let bytes = checkpoint
@@ -356,39 +383,48 @@ impl Coordinator {
                     duration: started.elapsed(),
                     state_bytes: bytes,
                     in_flight_bytes,
+                    unaligned,
                 });
-                self.completed.store(id, Ordering::Release);
+                self.completed.fetch_max(id, Ordering::AcqRel);
             }
             Err(error) => eprintln!("warning: checkpoint {id} was not stored: {error}"),
         }
+        true
     }
 
     /// Triggers a checkpoint if one is due; abandons one that timed out.
     fn tick(&self) {
         self.write_completed();
         let mut state = self.state.lock();
-        if state.writing || state.to_write.is_some() {
+        if state.writing || !state.to_write.is_empty() {
             return;
         }
-        if let Some(pending) = &state.pending {
-            if pending.started.elapsed() > self.config.timeout {
-                eprintln!(
-                    "warning: checkpoint {} expired after {:?} before every task acknowledged it",
-                    pending.id, self.config.timeout
-                );
-                if let Some(pending) = state.pending.take()
-                    && let Some((_, waiter)) = pending.savepoint
-                {
-                    let _ = waiter.send(Err(CheckpointError::Aborted {
-                        id: pending.id,
-                        reason: "it timed out".to_owned(),
-                    }));
-                }
+        let expired: Vec<u64> = state
+            .pending
+            .values()
+            .filter(|p| p.started.elapsed() > self.config.timeout)
+            .map(|p| p.id)
+            .collect();
+        for id in expired {
+            eprintln!(
+                "warning: checkpoint {id} expired after {:?} before every task acknowledged it",
+                self.config.timeout
+            );
+            if let Some(pending) = state.pending.remove(&id) {
+                abort(pending, "it timed out");
+            }
+        }
+        if state.queued_savepoint.is_some() {
+            // A savepoint runs alone: it waits for the pending checkpoints to end.
+            if state.pending.is_empty()
+                && let Some(request) = state.queued_savepoint.take()
+            {
+                self.start(&mut state, Some(request));
             }
             return;
         }
-        if let Some(request) = state.queued_savepoint.take() {
-            self.start(&mut state, Some(request));
+        let savepoint_running = state.pending.values().any(|p| p.savepoint.is_some());
+        if savepoint_running || state.pending.len() >= self.config.max_concurrent {
             return;
         }
         if !self.periodic {
@@ -411,14 +447,18 @@ impl Coordinator {
         let id = state.next_id;
         state.next_id += 1;
         state.last_trigger = Some(Instant::now());
-        state.pending = Some(Pending {
+        state.pending.insert(
             id,
-            started: Instant::now(),
-            acks: BTreeMap::new(),
-            awaiting_in_flight: BTreeSet::new(),
-            in_flight: BTreeMap::new(),
-            savepoint,
-        });
+            Pending {
+                id,
+                started: Instant::now(),
+                acks: BTreeMap::new(),
+                awaiting_in_flight: BTreeSet::new(),
+                in_flight: BTreeMap::new(),
+                unaligned: false,
+                savepoint,
+            },
+        );
         self.triggered.store(id, Ordering::Release);
     }
 
@@ -484,13 +524,90 @@ impl Coordinator {
                 reason: reason.clone(),
             }));
         }
-        if let Some(pending) = state.pending.take()
-            && let Some((_, waiter)) = pending.savepoint
-        {
-            let _ = waiter.send(Err(CheckpointError::Aborted {
-                id: pending.id,
-                reason,
-            }));
+        abort_all(&mut state.pending, &reason);
+    }
+}
+
+/// Abandons a pending checkpoint; a savepoint's caller hears why.
+fn abort(pending: Pending, reason: &str) {
+    if let Some((_, waiter)) = pending.savepoint {
+        let _ = waiter.send(Err(CheckpointError::Aborted {
+            id: pending.id,
+            reason: reason.to_owned(),
+        }));
+    }
+}
+
+/// Abandons every pending checkpoint.
+fn abort_all(pending: &mut BTreeMap<u64, Pending>, reason: &str) {
+    for (_, pending) in std::mem::take(pending) {
+        abort(pending, reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coordinator(max: usize) -> Coordinator {
+        let config = CheckpointConfig::every(Duration::ZERO).with_max_concurrent_checkpoints(max);
+        let coordinator = Coordinator::new(Some(config));
+        coordinator.start_attempt([(0, 0), (1, 0)], BTreeMap::new());
+        coordinator
+    }
+
+    fn ack_all(coordinator: &Coordinator, id: u64) {
+        coordinator.ack(id, 0, 0, OperatorState::default());
+        coordinator.ack(id, 1, 0, OperatorState::default());
+    }
+
+    #[test]
+    fn at_most_the_maximum_of_checkpoints_is_pending() {
+        for max in [1usize, 3] {
+            let c = coordinator(max);
+            for _ in 0..10 {
+                c.tick();
+            }
+            let max = max as u64;
+            assert_eq!(c.triggered(), max, "max {max}");
+            // The newest completing subsumes the older ones; triggering resumes.
+            ack_all(&c, max);
+            c.write_completed();
+            assert_eq!(c.completed(), max);
+            assert_eq!(c.completed_count(), 1);
+            assert!((1..max).all(|id| !c.is_pending(id)));
+            c.tick();
+            assert_eq!(c.triggered(), max + 1);
         }
+    }
+
+    #[test]
+    fn concurrent_checkpoints_complete_in_any_order_of_acknowledgement() {
+        let c = coordinator(2);
+        c.tick();
+        c.tick();
+        assert_eq!(c.triggered(), 2);
+        c.ack(2, 0, 0, OperatorState::default());
+        ack_all(&c, 1);
+        c.write_completed();
+        assert_eq!(c.completed(), 1);
+        c.ack(2, 1, 0, OperatorState::default());
+        c.write_completed();
+        assert_eq!(c.completed(), 2);
+        assert_eq!(c.completed_count(), 2);
+    }
+
+    #[test]
+    fn an_unaligned_snapshot_waits_for_its_in_flight_data() {
+        let c = coordinator(1);
+        c.tick();
+        c.expect_in_flight(1, 1, 0);
+        ack_all(&c, 1);
+        c.write_completed();
+        assert_eq!(c.completed(), 0);
+        c.ack_in_flight(1, 1, 0, vec![(0, vec![1, 2, 3])]);
+        c.write_completed();
+        assert_eq!(c.completed(), 1);
+        assert_eq!(c.stats()[0].in_flight_bytes, 3);
     }
 }

@@ -221,8 +221,9 @@ pub(crate) struct Checkpointing {
     aligned_timeout: Option<Duration>,
     /// Whether checkpoints may be unaligned.
     unaligned: bool,
-    /// The in-flight data the latest unaligned snapshot still collects.
-    log: Option<InFlightLog>,
+    /// The in-flight data unaligned snapshots still collect, oldest first (several with
+    /// concurrent checkpoints).
+    logs: Vec<InFlightLog>,
 }
 
 impl Checkpointing {
@@ -244,7 +245,7 @@ impl Checkpointing {
             ended: vec![false; channels],
             snapshotted: 0,
             aligning_since: None,
-            log: None,
+            logs: Vec::new(),
         }
     }
 
@@ -309,10 +310,10 @@ impl Checkpointing {
         }
         let id = barrier.checkpoint_id;
         let owing = self
-            .log
-            .as_ref()
-            .is_some_and(|log| log.checkpoint_id() == id && log.is_owing(channel));
-        if id < self.snapshotted || (id == self.snapshotted && !owing) {
+            .logs
+            .iter()
+            .any(|log| log.checkpoint_id() == id && log.is_owing(channel));
+        if id <= self.snapshotted && !owing {
             return Ok(None);
         }
         // What the barrier overtook belongs to the snapshot: capture it from the lane now,
@@ -326,7 +327,7 @@ impl Checkpointing {
             }
             Ok::<(), BoxError>(())
         })?;
-        if id == self.snapshotted {
+        if id <= self.snapshotted {
             self.settle(channel, id, captured);
             return Ok(None);
         }
@@ -365,7 +366,8 @@ impl Checkpointing {
         if let Some(coordinator) = &self.coordinator {
             coordinator.expect_in_flight(id, self.head.0, self.head.1);
         }
-        self.log = Some(log);
+        // A log of an older checkpoint stays: with concurrent checkpoints it may still complete.
+        self.logs.push(log);
         self.ack_if_complete();
         Barrier {
             unaligned: true,
@@ -375,24 +377,25 @@ impl Checkpointing {
 
     /// The barrier of checkpoint `id` arrived on `channel` after this task snapshotted it.
     fn settle(&mut self, channel: usize, id: u64, overtaken: Vec<Vec<u8>>) {
-        if let Some(log) = self.log.as_mut()
-            && log.checkpoint_id() == id
-        {
+        if let Some(log) = self.logs.iter_mut().find(|l| l.checkpoint_id() == id) {
             log.on_barrier(channel, overtaken);
             self.ack_if_complete();
         }
     }
 
     fn ack_if_complete(&mut self) {
-        if !self.log.as_ref().is_some_and(InFlightLog::is_complete) {
+        if !self.logs.iter().any(InFlightLog::is_complete) {
             return;
         }
-        let Some(log) = self.log.take() else {
-            return;
-        };
+        let (complete, owing) = std::mem::take(&mut self.logs)
+            .into_iter()
+            .partition::<Vec<_>, _>(InFlightLog::is_complete);
+        self.logs = owing;
         if let Some(coordinator) = &self.coordinator {
-            let id = log.checkpoint_id();
-            coordinator.ack_in_flight(id, self.head.0, self.head.1, log.into_data());
+            for log in complete {
+                let id = log.checkpoint_id();
+                coordinator.ack_in_flight(id, self.head.0, self.head.1, log.into_data());
+            }
         }
     }
 
@@ -403,13 +406,15 @@ impl Checkpointing {
         message: &Message<C>,
         codec: PayloadCodec<C>,
     ) -> Result<(), TaskError> {
-        let Some(log) = self.log.as_mut() else {
+        if self.logs.is_empty() {
             return Ok(());
-        };
-        log.on_message(channel, |out| match message {
-            Message::Data(batch) => (codec.encode)(batch, out).map(|()| true),
-            _ => Ok(false),
-        })?;
+        }
+        for log in &mut self.logs {
+            log.on_message(channel, |out| match message {
+                Message::Data(batch) => (codec.encode)(batch, out).map(|()| true),
+                _ => Ok(false),
+            })?;
+        }
         self.ack_if_complete();
         Ok(())
     }
@@ -444,8 +449,8 @@ impl Checkpointing {
     /// `channel` ended; returns the barrier being aligned if that completed it.
     pub(crate) fn on_end<C: Send>(&mut self, inbox: &Inbox<C>, channel: usize) -> Option<Barrier> {
         self.ended[channel] = true;
-        if let Some(log) = self.log.as_mut() {
-            log.on_end(channel);
+        if !self.logs.is_empty() {
+            self.logs.iter_mut().for_each(|log| log.on_end(channel));
             self.ack_if_complete();
         }
         let completed = self.aligner.on_end(channel);

@@ -213,20 +213,25 @@ impl<S: Source> SourceTask<S> {
             return Ok(());
         };
         let triggered = coordinator.triggered();
-        if triggered > self.triggered {
-            self.triggered = triggered;
+        // With concurrent checkpoints several may have been triggered since the last look:
+        // every one still pending gets its barrier, in order.
+        for id in self.triggered + 1..=triggered {
+            if id < triggered && !coordinator.is_pending(id) {
+                continue;
+            }
             let splits: Vec<S::Split> = self.readers.iter().map(|r| r.reader.snapshot()).collect();
             let state = OperatorState {
                 keyed: Default::default(),
                 operator: postcard::to_stdvec(&splits)?,
             };
-            coordinator.ack(triggered, self.runtime.node, self.ctx.subtask, state);
+            coordinator.ack(id, self.runtime.node, self.ctx.subtask, state);
             self.out.emit_barrier(Barrier {
-                checkpoint_id: triggered,
+                checkpoint_id: id,
                 timestamp: self.ctx.processing_time(),
-                unaligned: coordinator.starts_unaligned(triggered),
+                unaligned: coordinator.starts_unaligned(id),
             })?;
         }
+        self.triggered = self.triggered.max(triggered);
         let completed = coordinator.completed();
         if completed > self.completed {
             self.completed = completed;
