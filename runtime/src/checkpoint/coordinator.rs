@@ -250,6 +250,16 @@ impl Coordinator {
         self.try_complete(&mut guard);
     }
 
+    /// An operator subtask could not capture its state for checkpoint `id`: the checkpoint is
+    /// abandoned (the job goes on; the next checkpoint is triggered as usual).
+    pub(crate) fn decline(&self, id: u64, reason: String) {
+        let mut guard = self.state.lock();
+        if let Some(pending) = guard.pending.remove(&id) {
+            eprintln!("warning: checkpoint {id} was abandoned: {reason}");
+            abort(pending, &reason);
+        }
+    }
+
     /// The task running these operator subtasks finished.
     pub(crate) fn finished(&self, nodes: &[NodeId], subtask: usize) {
         let mut guard = self.state.lock();
