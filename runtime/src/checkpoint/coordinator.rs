@@ -31,6 +31,8 @@ struct Pending {
     in_flight: BTreeMap<(NodeId, usize), InFlightData>,
     /// Whether some task snapshotted it unaligned.
     unaligned: bool,
+    /// The longest time an operator spent capturing its state for it, on its task's thread.
+    longest_pause: Duration,
     savepoint: Option<SavepointRequest>,
 }
 
@@ -45,7 +47,13 @@ struct State {
     last_trigger: Option<Instant>,
     last_completion: Option<Instant>,
     /// A checkpoint every task acknowledged, waiting to be written by the coordinator thread.
-    to_write: VecDeque<(CompletedCheckpoint, Option<SavepointRequest>, Instant, bool)>,
+    to_write: VecDeque<(
+        CompletedCheckpoint,
+        Option<SavepointRequest>,
+        Instant,
+        bool,
+        Duration,
+    )>,
     /// What every completed checkpoint took.
     stats: Vec<CheckpointStats>,
     /// Whether the coordinator thread is writing a checkpoint.
@@ -93,6 +101,10 @@ pub struct CheckpointStats {
     /// Whether some task took its snapshot unaligned (from the start, or after its alignment
     /// timed out).
     pub unaligned: bool,
+    /// The longest an operator's task paused processing to capture its state for this
+    /// checkpoint (serialization and writing happen off the task's thread where the operator
+    /// supports it, see [`Operator::snapshot_state_async`](crate::Operator::snapshot_state_async)).
+    pub longest_pause: Duration,
 }
 
 /// What tasks use to acknowledge: the coordinator itself.
@@ -250,6 +262,13 @@ impl Coordinator {
         self.try_complete(&mut guard);
     }
 
+    /// An operator's task paused `pause` to capture its state for checkpoint `id`.
+    pub(crate) fn record_pause(&self, id: u64, pause: Duration) {
+        if let Some(pending) = self.state.lock().pending.get_mut(&id) {
+            pending.longest_pause = pending.longest_pause.max(pause);
+        }
+    }
+
     /// An operator subtask could not capture its state for checkpoint `id`: the checkpoint is
     /// abandoned (the job goes on; the next checkpoint is triggered as usual).
     pub(crate) fn decline(&self, id: u64, reason: String) {
@@ -331,6 +350,7 @@ impl Coordinator {
             pending.savepoint,
             pending.started,
             pending.unaligned,
+            pending.longest_pause,
         ));
     }
 
@@ -341,7 +361,7 @@ impl Coordinator {
 
     /// Writes the next checkpoint waiting to be written; false when none was.
     fn write_next(&self) -> bool {
-        let Some((checkpoint, savepoint, started, unaligned)) = ({
+        let Some((checkpoint, savepoint, started, unaligned, longest_pause)) = ({
             let mut state = self.state.lock();
             let next = state.to_write.pop_front();
             state.writing = next.is_some();
@@ -394,6 +414,7 @@ impl Coordinator {
                     state_bytes: bytes,
                     in_flight_bytes,
                     unaligned,
+                    longest_pause,
                 });
                 self.completed.fetch_max(id, Ordering::AcqRel);
             }
@@ -466,6 +487,7 @@ impl Coordinator {
                 awaiting_in_flight: BTreeSet::new(),
                 in_flight: BTreeMap::new(),
                 unaligned: false,
+                longest_pause: Duration::ZERO,
                 savepoint,
             },
         );

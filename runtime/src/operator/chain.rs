@@ -305,11 +305,13 @@ impl<C: Send, L: LinkInput<C>> Output<C> for Chained<L> {
     fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
         let id = barrier.checkpoint_id;
         let mut snapshot = None;
+        let started = std::time::Instant::now();
         self.run(|op, _| {
             snapshot = Some(op.snapshot_state_async(id)?);
             Ok(())
         })?;
         if let (Some(snapshot), Some(coordinator)) = (snapshot, &self.runtime.checkpoints) {
+            coordinator.record_pause(id, started.elapsed());
             let (node, subtask) = (self.runtime.node, self.ctx.subtask);
             match snapshot {
                 Snapshot::Ready(state) => coordinator.ack(id, node, subtask, state),
