@@ -5,7 +5,8 @@
 //!   give the throughput cost of checkpointing.
 //!
 //! After criterion's runs, the bench runs the pair interleaved five more times (A/B) and prints
-//! the median of each, the checkpoint durations and state sizes the job reported, and the time
+//! the median of each, the checkpoint durations, state sizes and longest task pauses (the
+//! capture at the barrier; serialization runs on a writer thread) the job reported, and the time
 //! from a failure to the end of the recovered run.
 
 use std::hint::black_box;
@@ -111,10 +112,11 @@ fn bench(c: &mut Criterion) {
         );
         for s in &stats {
             eprintln!(
-                "  checkpoint {}: {:.1} ms, {:.1} MB of state",
+                "  checkpoint {}: {:.1} ms, {:.1} MB of state, longest task pause {:.1} ms",
                 s.id,
                 s.duration.as_secs_f64() * 1e3,
-                s.state_bytes as f64 / 1e6
+                s.state_bytes as f64 / 1e6,
+                s.longest_pause.as_secs_f64() * 1e3
             );
         }
         // The injected failure's panic message is expected; keep the report readable.

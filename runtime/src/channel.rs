@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::message::Message;
+use crate::message::{Barrier, Message};
 
 /// The flag every blocked sender and receiver of a job watches.
 #[derive(Debug, Default)]
@@ -40,7 +40,9 @@ pub(crate) trait Wake: Send + Sync {
 
 struct Lanes<B> {
     data: VecDeque<Message<B>>,
-    priority: VecDeque<Message<B>>,
+    /// Control events that overtake the data lane, each with how many messages of the data lane
+    /// it overtook when it was queued.
+    priority: VecDeque<(Message<B>, usize)>,
 }
 
 struct InboxState<B> {
@@ -58,6 +60,16 @@ struct InboxState<B> {
 pub(crate) enum Received<B> {
     /// A message from channel `channel`.
     Message(usize, Message<B>),
+    /// An unaligned barrier from channel `channel`, which overtook the first `overtaken`
+    /// messages still queued in that channel's data lane.
+    Overtaking {
+        /// The channel.
+        channel: usize,
+        /// The barrier.
+        barrier: Barrier,
+        /// How many messages of the channel's data lane were queued ahead of it.
+        overtaken: usize,
+    },
     /// Nothing arrived before the deadline.
     Timeout,
     /// The job is cancelled.
@@ -125,13 +137,74 @@ impl<B: Send> Inbox<B> {
     }
 
     /// Queues `message` on `channel`'s priority lane, which is never full.
-    #[allow(dead_code)] // Used by unaligned checkpoints.
+    #[cfg(test)]
     pub(crate) fn send_priority(&self, channel: usize, message: Message<B>) {
         let mut state = self.state.lock();
-        state.channels[channel].priority.push_back(message);
+        let overtaken = state.channels[channel].data.len();
+        state.channels[channel]
+            .priority
+            .push_back((message, overtaken));
         if state.reader_waiting {
             self.readable.notify_one();
         }
+    }
+
+    /// Sends an unaligned barrier on `channel`: first `pending` (the writer's partly filled
+    /// batch, which precedes the barrier) on the data lane even when it is full, so a
+    /// backpressured writer never blocks here, then the barrier on the priority lane, noting
+    /// how many data messages it overtakes.
+    ///
+    /// Returns false when the job was cancelled.
+    pub(crate) fn send_overtaking(
+        &self,
+        channel: usize,
+        pending: Option<B>,
+        barrier: Barrier,
+    ) -> bool {
+        let mut state = self.state.lock();
+        if self.cancel.is_cancelled() {
+            return false;
+        }
+        let lanes = &mut state.channels[channel];
+        if let Some(batch) = pending {
+            lanes.data.push_back(Message::Data(batch));
+        }
+        let overtaken = lanes.data.len();
+        lanes
+            .priority
+            .push_back((Message::Barrier(barrier), overtaken));
+        if state.reader_waiting {
+            self.readable.notify_one();
+        }
+        true
+    }
+
+    /// Queues restored in-flight data on `channel`'s data lane before anything is sent, whatever
+    /// the lane's capacity: it is read before any new input of the channel.
+    pub(crate) fn preload(&self, channel: usize, batch: B) {
+        let mut state = self.state.lock();
+        state.channels[channel].data.push_back(Message::Data(batch));
+    }
+
+    /// Whether `channel`'s data lane has room for another message.
+    pub(crate) fn has_room(&self, channel: usize) -> bool {
+        self.state.lock().channels[channel].data.len() < self.capacity
+    }
+
+    /// Calls `visit` on the first `n` messages queued on `channel`'s data lane, in order, without
+    /// taking them (what an overtaking barrier overtook).
+    pub(crate) fn visit_queued<E>(
+        &self,
+        channel: usize,
+        n: usize,
+        mut visit: impl FnMut(&Message<B>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let state = self.state.lock();
+        state.channels[channel]
+            .data
+            .iter()
+            .take(n)
+            .try_for_each(&mut visit)
     }
 
     /// Holds back or releases the data lane of `channel` (barrier alignment).
@@ -142,12 +215,22 @@ impl<B: Send> Inbox<B> {
     /// Takes the next message: priority lanes first, then data lanes round-robin, skipping held
     /// channels. Waits until `deadline` at the latest.
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Received<B> {
+        self.recv_lanes(deadline, true)
+    }
+
+    /// Takes the next message of a priority lane only, leaving data where it is (the reader
+    /// has no room to send what data would produce). Waits until `deadline` at the latest.
+    pub(crate) fn recv_priority(&self, deadline: Instant) -> Received<B> {
+        self.recv_lanes(Some(deadline), false)
+    }
+
+    fn recv_lanes(&self, deadline: Option<Instant>, data: bool) -> Received<B> {
         let mut state = self.state.lock();
         loop {
             if self.cancel.is_cancelled() {
                 return Received::Cancelled;
             }
-            if let Some(found) = Self::take_next(&mut state) {
+            if let Some(found) = Self::take_next(&mut state, data) {
                 self.wake_writers(&state, &found);
                 return found;
             }
@@ -161,7 +244,7 @@ impl<B: Send> Inbox<B> {
             };
             state.reader_waiting = false;
             if timed_out {
-                if let Some(found) = Self::take_next(&mut state) {
+                if let Some(found) = Self::take_next(&mut state, data) {
                     self.wake_writers(&state, &found);
                     return found;
                 }
@@ -177,6 +260,7 @@ impl<B: Send> Inbox<B> {
             return;
         }
         let Received::Message(channel, _) = found else {
+            // Priority messages free no room in a data lane.
             return;
         };
         if state.channels[*channel].data.len() <= self.capacity / 2 {
@@ -184,11 +268,22 @@ impl<B: Send> Inbox<B> {
         }
     }
 
-    fn take_next(state: &mut InboxState<B>) -> Option<Received<B>> {
+    fn take_next(state: &mut InboxState<B>, data: bool) -> Option<Received<B>> {
         for (channel, lanes) in state.channels.iter_mut().enumerate() {
-            if let Some(message) = lanes.priority.pop_front() {
-                return Some(Received::Message(channel, message));
+            match lanes.priority.pop_front() {
+                Some((Message::Barrier(barrier), overtaken)) => {
+                    return Some(Received::Overtaking {
+                        channel,
+                        barrier,
+                        overtaken,
+                    });
+                }
+                Some((message, _)) => return Some(Received::Message(channel, message)),
+                None => {}
             }
+        }
+        if !data {
+            return None;
         }
         let n = state.channels.len();
         for step in 0..n {
@@ -267,6 +362,35 @@ mod tests {
             inbox.recv(None),
             Received::Message(0, Message::Data(1))
         ));
+    }
+
+    #[test]
+    fn an_overtaking_barrier_counts_what_it_overtook_even_past_capacity() {
+        let cancel = Arc::new(CancelFlag::default());
+        let inbox = Inbox::<u32>::new(2, 2, cancel);
+        inbox.send(0, Message::Data(1));
+        inbox.send(0, Message::Data(2));
+        let barrier = Barrier {
+            checkpoint_id: 4,
+            timestamp: 0,
+            unaligned: true,
+        };
+        // The lane is full; the writer's pending batch still goes in, without blocking.
+        assert!(inbox.send_overtaking(0, Some(3), barrier));
+        match inbox.recv(None) {
+            Received::Overtaking {
+                channel: 0,
+                barrier: b,
+                overtaken: 3,
+            } => assert_eq!(b, barrier),
+            other => panic!("unexpected {other:?}"),
+        }
+        for expected in 1..=3 {
+            assert!(matches!(
+                inbox.recv(None),
+                Received::Message(0, Message::Data(v)) if v == expected
+            ));
+        }
     }
 
     #[test]

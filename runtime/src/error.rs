@@ -54,6 +54,21 @@ pub enum JobError {
         #[source]
         source: crate::checkpoint::CheckpointError,
     },
+    /// The in-flight data an unaligned checkpoint stored for a task could not be restored.
+    #[error(
+        "could not restore the in-flight data of operator {operator:?} (subtask {subtask}) from checkpoint {checkpoint}: {source}"
+    )]
+    InFlightRestore {
+        /// The operator heading the task.
+        operator: String,
+        /// The subtask.
+        subtask: usize,
+        /// The checkpoint restored from.
+        checkpoint: u64,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
     /// A savepoint holds state for an operator the job does not have.
     #[error(
         "savepoint {path:?} has state for operator {operator:?}, which this job does not have; give the operator the same uid as before, or allow non-restored state"

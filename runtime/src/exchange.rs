@@ -407,8 +407,22 @@ impl<B: Batch, C: Send> Output<B> for ExchangeWriter<B, C> {
         self.broadcast(|| Message::Idle(idle))
     }
 
+    fn has_room(&self) -> bool {
+        self.targets.iter().all(|t| t.has_room(self.channel))
+    }
+
     fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
-        self.flush()?;
-        self.broadcast(|| Message::Barrier(barrier))
+        if !barrier.unaligned {
+            self.flush()?;
+            return self.broadcast(|| Message::Barrier(barrier));
+        }
+        // Unaligned: the barrier overtakes what is queued, and never waits for room.
+        for target in 0..self.targets.len() {
+            let pending = self.buffers[target].take()?.map(self.wrap);
+            if !self.targets[target].send_overtaking(self.channel, pending, barrier) {
+                return Err(TaskError::Cancelled);
+            }
+        }
+        Ok(())
     }
 }

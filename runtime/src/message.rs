@@ -7,6 +7,10 @@ pub struct Barrier {
     pub checkpoint_id: u64,
     /// When the checkpoint was triggered, in milliseconds since the Unix epoch.
     pub timestamp: i64,
+    /// Whether the barrier is unaligned: it overtakes the data queued ahead of it, and a task
+    /// snapshots at the first one it receives (see
+    /// [`CheckpointConfig::with_unaligned`](crate::checkpoint::CheckpointConfig::with_unaligned)).
+    pub unaligned: bool,
 }
 
 /// One message on a channel. Data and control events share a channel so they stay in order.

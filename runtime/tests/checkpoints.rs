@@ -25,6 +25,9 @@ fn numbers(total: u64, gate: &Arc<AtomicBool>) -> GatedSource<u64> {
 struct Failures {
     map_at: Vec<u64>,
     source_at: Option<u64>,
+    /// Makes the map slow and its input channels short, behind a rebalance: the channels into
+    /// it are backlogged, and the sources backpressured.
+    slow: bool,
 }
 
 /// Runs the counting job with the given failures; returns the sorted output, the number of
@@ -35,12 +38,42 @@ fn run_with(
     failures: Failures,
     config: impl FnOnce(CheckpointConfig) -> CheckpointConfig,
 ) -> (Vec<(u64, u64)>, u32, u64) {
+    let (output, result) = run_job(total, parallelism, failures, config);
+    (output, result.restarts, result.checkpoints)
+}
+
+/// Checks that every key's counts arrived in increasing order, then sorts them.
+fn in_key_order(output: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut last = std::collections::BTreeMap::new();
+    for (key, count) in &output {
+        let previous = last.insert(*key, *count).unwrap_or(0);
+        assert!(
+            *count > previous,
+            "key {key}: count {count} arrived after {previous}"
+        );
+    }
+    let mut output = output;
+    output.sort_unstable();
+    output
+}
+
+/// Runs the counting job; returns the sorted output (checked for per-key order) and the job's
+/// result.
+fn run_job(
+    total: u64,
+    parallelism: usize,
+    failures: Failures,
+    config: impl FnOnce(CheckpointConfig) -> CheckpointConfig,
+) -> (Vec<(u64, u64)>, rivulet_runtime::JobResult) {
     let checkpointed = Arc::new(AtomicBool::new(false));
-    let env = StreamEnv::new()
+    let mut env = StreamEnv::new()
         .with_parallelism(parallelism)
         .with_buffer_timeout(Duration::from_millis(1))
         .with_checkpointing(config(CheckpointConfig::every(Duration::from_millis(5))))
         .with_restart_strategy(RestartStrategy::fixed_delay(5, Duration::ZERO));
+    if failures.slow {
+        env = env.with_channel_capacity(2);
+    }
     let numbers = env.from_source(GatedSource {
         fail_at: failures
             .source_at
@@ -49,7 +82,11 @@ fn run_with(
     });
     numbers.sink(CheckpointWatch(Arc::clone(&checkpointed)));
     // An empty input whose subtasks finish at once: a restore must cope with finished sources.
-    let numbers = numbers.union([env.from_vec(Vec::<u64>::new())]);
+    let mut numbers = numbers.union([env.from_vec(Vec::<u64>::new())]);
+    if failures.slow {
+        numbers = numbers.rebalance();
+    }
+    let slow = failures.slow;
     let armed: Arc<Vec<(u64, AtomicBool)>> = Arc::new(
         failures
             .map_at
@@ -59,6 +96,9 @@ fn run_with(
     );
     let counts = numbers
         .map(move |x| {
+            if slow {
+                std::thread::sleep(Duration::from_micros(20));
+            }
             for (at, live) in armed.iter() {
                 if x == *at && live.swap(false, Ordering::SeqCst) {
                     panic!("injected failure at {x}");
@@ -70,7 +110,7 @@ fn run_with(
         .sum(|(_, n)| n)
         .collect();
     let result = env.execute("counting").unwrap();
-    (counts.take_sorted(), result.restarts, result.checkpoints)
+    (in_key_order(counts.take()), result)
 }
 
 /// Runs the counting job; `fail_at` makes the map fail once at that record.
@@ -82,7 +122,7 @@ fn run(
 ) -> (Vec<(u64, u64)>, u32, u64) {
     let failures = Failures {
         map_at: fail_at.into_iter().collect(),
-        source_at: None,
+        ..Failures::default()
     };
     run_with(total, parallelism, failures, |c| match directory {
         Some(dir) => c.with_directory(dir),
@@ -236,6 +276,7 @@ fn several_failures_in_operators_and_sources_are_all_recovered() {
         let failures = Failures {
             map_at: vec![2_500, 3_100, 3_900],
             source_at: Some(2_800),
+            ..Failures::default()
         };
         let (restored, restarts, _) = run_with(total, parallelism, failures, |c| c);
         assert_eq!(restarts, 4, "parallelism {parallelism}");
@@ -252,7 +293,7 @@ fn at_least_once_mode_loses_nothing() {
     let total = 4_000;
     let failures = Failures {
         map_at: vec![3_000],
-        source_at: None,
+        ..Failures::default()
     };
     let (restored, restarts, _) = run_with(total, 2, failures, |c| {
         c.with_mode(CheckpointingMode::AtLeastOnce)
@@ -388,4 +429,136 @@ fn a_savepoint_of_an_ended_job_fails_instead_of_waiting() {
     let err = result.expect_err("no savepoint of an ended job");
     assert!(err.to_string().contains("ended"), "{err}");
     assert_eq!(out.take_sorted(), vec![1, 2, 3]);
+}
+
+#[test]
+fn several_failures_are_recovered_with_unaligned_checkpoints() {
+    let total = 4_000;
+    for parallelism in [1, 3] {
+        let failures = Failures {
+            map_at: vec![2_500, 3_100, 3_900],
+            source_at: Some(2_800),
+            ..Failures::default()
+        };
+        let (restored, restarts, _) =
+            run_with(total, parallelism, failures, |c| c.with_unaligned(true));
+        // At parallelism 3 two failures in different subtasks may strike in one attempt.
+        assert!((2..=4).contains(&restarts), "parallelism {parallelism}");
+        assert!(
+            restored == expected(total),
+            "parallelism {parallelism}: {} records",
+            restored.len()
+        );
+    }
+}
+
+/// Behind a slow operator with short input channels the barriers overtake the backlog: the
+/// checkpoints store it as in-flight data, and a restore replays it exactly once.
+#[test]
+fn unaligned_barriers_overtake_a_backlog_which_a_restore_replays() {
+    let total = 4_000;
+    let failures = Failures {
+        map_at: vec![3_000, 3_600],
+        slow: true,
+        ..Failures::default()
+    };
+    let (restored, result) = run_job(total, 2, failures, |c| c.with_unaligned(true));
+    assert_eq!(result.restarts, 2);
+    assert!(restored == expected(total), "{} records", restored.len());
+    let in_flight: u64 = result
+        .checkpoint_stats
+        .iter()
+        .map(|s| s.in_flight_bytes)
+        .sum();
+    assert!(
+        in_flight > 0,
+        "no checkpoint stored in-flight data: {:?}",
+        result.checkpoint_stats
+    );
+}
+
+/// With an aligned-checkpoint timeout, an alignment that takes longer switches the checkpoint
+/// to unaligned at that task, and recovery stays exactly-once.
+#[test]
+fn the_aligned_checkpoint_timeout_switches_to_unaligned() {
+    let total = 4_000;
+    let failures = Failures {
+        map_at: vec![3_200],
+        slow: true,
+        ..Failures::default()
+    };
+    // Every task with several open inputs holds one while the others' barriers come: with a
+    // timeout of a nanosecond, each such alignment switches.
+    let (restored, result) = run_job(total, 2, failures, |c| {
+        c.with_aligned_checkpoint_timeout(Duration::from_nanos(1))
+    });
+    assert_eq!(result.restarts, 1);
+    assert!(restored == expected(total), "{} records", restored.len());
+    assert!(
+        result.checkpoint_stats.iter().any(|s| s.unaligned),
+        "no checkpoint switched to unaligned: {:?}",
+        result.checkpoint_stats
+    );
+    // Without the timeout, every checkpoint stays aligned and stores no in-flight data.
+    let failures = Failures {
+        slow: true,
+        ..Failures::default()
+    };
+    let (output, result) = run_job(total, 2, failures, |c| c);
+    assert!(output == expected(total));
+    assert!(
+        result
+            .checkpoint_stats
+            .iter()
+            .all(|s| !s.unaligned && s.in_flight_bytes == 0),
+        "{:?}",
+        result.checkpoint_stats
+    );
+}
+
+/// Several checkpoints in progress at once, aligned and unaligned: recovery stays exactly-once.
+#[test]
+fn concurrent_checkpoints_restore_exactly_once() {
+    let total = 4_000;
+    for unaligned in [false, true] {
+        let failures = Failures {
+            map_at: vec![2_700, 3_500],
+            slow: true,
+            ..Failures::default()
+        };
+        let (restored, result) = run_job(total, 2, failures, |c| {
+            c.with_max_concurrent_checkpoints(3)
+                .with_unaligned(unaligned)
+        });
+        assert_eq!(result.restarts, 2, "unaligned: {unaligned}");
+        assert!(
+            restored == expected(total),
+            "unaligned {unaligned}: {} records",
+            restored.len()
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// Unaligned: wherever the failure strikes, the restored job's output equals the
+    /// uninterrupted one as a multiset, and every key's counts arrive in order.
+    #[test]
+    fn any_failure_point_restores_exactly_once_unaligned(
+        fail_at in 0u64..2_000,
+        parallelism in 1usize..4,
+        slow in any::<bool>(),
+    ) {
+        let total = 2_000;
+        let failures = Failures {
+            map_at: vec![fail_at],
+            slow,
+            ..Failures::default()
+        };
+        let (restored, restarts, _) =
+            run_with(total, parallelism, failures, |c| c.with_unaligned(true));
+        prop_assert_eq!(restarts, 1);
+        prop_assert!(restored == expected(total), "{} records", restored.len());
+    }
 }

@@ -74,6 +74,18 @@ impl BarrierAligner {
     pub(crate) fn is_held(&self, channel: usize) -> bool {
         self.received[channel]
     }
+
+    /// The barrier being aligned, if any.
+    pub(crate) fn aligning(&self) -> Option<Barrier> {
+        self.current
+    }
+
+    /// Gives up the alignment in progress (the checkpoint went unaligned): every channel is
+    /// released.
+    pub(crate) fn abandon(&mut self) {
+        self.received.iter_mut().for_each(|r| *r = false);
+        self.current = None;
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +96,7 @@ mod tests {
         Barrier {
             checkpoint_id: id,
             timestamp: 0,
+            unaligned: false,
         }
     }
 

@@ -24,6 +24,9 @@ pub struct CheckpointConfig {
     pub(crate) retained: usize,
     pub(crate) resume: bool,
     pub(crate) mode: CheckpointingMode,
+    pub(crate) unaligned: bool,
+    pub(crate) aligned_timeout: Option<Duration>,
+    pub(crate) max_concurrent: usize,
 }
 
 /// The consistency a checkpoint guarantees.
@@ -50,6 +53,9 @@ impl CheckpointConfig {
             retained: 2,
             resume: false,
             mode: CheckpointingMode::ExactlyOnce,
+            unaligned: false,
+            aligned_timeout: None,
+            max_concurrent: 1,
         }
     }
 
@@ -100,6 +106,47 @@ impl CheckpointConfig {
     /// Default: [`CheckpointingMode::ExactlyOnce`].
     pub fn with_mode(mut self, mode: CheckpointingMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Takes exactly-once checkpoints **unaligned**: a barrier overtakes the data queued ahead of
+    /// it in every channel (it travels in the channels' priority lane), a task with several
+    /// inputs snapshots as soon as the first barrier arrives instead of waiting for all, and the
+    /// overtaken data (per input channel, up to that channel's barrier) is stored with the
+    /// snapshot and replayed into the operator on restore, before any new input. Checkpoints then
+    /// complete quickly under backpressure, at the price of larger snapshots. Savepoints are
+    /// always aligned. Ignored in [`CheckpointingMode::AtLeastOnce`].
+    ///
+    /// A checkpoint stored with in-flight data restores at the parallelism that took it only.
+    ///
+    /// Default: off (aligned).
+    pub fn with_unaligned(mut self, unaligned: bool) -> Self {
+        self.unaligned = unaligned;
+        self
+    }
+
+    /// Starts every checkpoint aligned and switches it to unaligned at a task whose alignment
+    /// took longer than `timeout` (as Flink's aligned checkpoint timeout): jobs without
+    /// backpressure keep small aligned snapshots, and backpressured ones still complete their
+    /// checkpoints. Turns unaligned checkpoints on (see [`CheckpointConfig::with_unaligned`]);
+    /// `Duration::ZERO` means unaligned from the start.
+    ///
+    /// Default: none; with unaligned checkpoints on, every checkpoint is unaligned at once.
+    pub fn with_aligned_checkpoint_timeout(mut self, timeout: Duration) -> Self {
+        self.unaligned = true;
+        self.aligned_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// Sets how many checkpoints may be in progress at once: a checkpoint is triggered on time
+    /// as long as fewer are pending. A completed checkpoint subsumes the older ones still
+    /// pending, which are abandoned. A minimum pause (see [`CheckpointConfig::with_min_pause`])
+    /// still applies between a completion and the next trigger; savepoints wait until no
+    /// checkpoint is pending. Values below 1 count as 1.
+    ///
+    /// Default: 1, as Flink's.
+    pub fn with_max_concurrent_checkpoints(mut self, max: usize) -> Self {
+        self.max_concurrent = max.max(1);
         self
     }
 

@@ -1,6 +1,6 @@
 //! The checkpoint coordinator: triggers checkpoints, collects acknowledgements, completes them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::config::CheckpointConfig;
-use super::storage::{CheckpointError, CompletedCheckpoint, Storage, SubtaskState, store_at};
+use super::storage::{
+    CheckpointError, CompletedCheckpoint, InFlightData, Storage, SubtaskState, store_at,
+};
 use crate::graph::NodeId;
 use crate::operator::OperatorState;
 
@@ -23,6 +25,14 @@ struct Pending {
     id: u64,
     started: Instant,
     acks: BTreeMap<(NodeId, usize), SubtaskState>,
+    /// Unaligned snapshots whose in-flight data is still being collected.
+    awaiting_in_flight: BTreeSet<(NodeId, usize)>,
+    /// The in-flight data of unaligned snapshots, by the operator subtask heading the task.
+    in_flight: BTreeMap<(NodeId, usize), InFlightData>,
+    /// Whether some task snapshotted it unaligned.
+    unaligned: bool,
+    /// The longest time an operator spent capturing its state for it, on its task's thread.
+    longest_pause: Duration,
     savepoint: Option<SavepointRequest>,
 }
 
@@ -31,12 +41,19 @@ struct State {
     expected: BTreeSet<(NodeId, usize)>,
     /// Operator subtasks whose task has finished.
     finished: BTreeSet<(NodeId, usize)>,
-    pending: Option<Pending>,
+    /// Checkpoints triggered and not yet complete, by id.
+    pending: BTreeMap<u64, Pending>,
     next_id: u64,
     last_trigger: Option<Instant>,
     last_completion: Option<Instant>,
     /// A checkpoint every task acknowledged, waiting to be written by the coordinator thread.
-    to_write: Option<(CompletedCheckpoint, Option<SavepointRequest>, Instant)>,
+    to_write: VecDeque<(
+        CompletedCheckpoint,
+        Option<SavepointRequest>,
+        Instant,
+        bool,
+        Duration,
+    )>,
     /// What every completed checkpoint took.
     stats: Vec<CheckpointStats>,
     /// Whether the coordinator thread is writing a checkpoint.
@@ -76,8 +93,18 @@ pub struct CheckpointStats {
     pub savepoint: bool,
     /// From the trigger until it was stored.
     pub duration: Duration,
-    /// The size of the captured state, in bytes.
+    /// The size of the captured state, in bytes (in-flight data included).
     pub state_bytes: u64,
+    /// The size of the in-flight data stored by unaligned snapshots, in bytes (0 when the
+    /// checkpoint was aligned everywhere).
+    pub in_flight_bytes: u64,
+    /// Whether some task took its snapshot unaligned (from the start, or after its alignment
+    /// timed out).
+    pub unaligned: bool,
+    /// The longest an operator's task paused processing to capture its state for this
+    /// checkpoint (serialization and writing happen off the task's thread where the operator
+    /// supports it, see [`Operator::snapshot_state_async`](crate::Operator::snapshot_state_async)).
+    pub longest_pause: Duration,
 }
 
 /// What tasks use to acknowledge: the coordinator itself.
@@ -101,11 +128,11 @@ impl Coordinator {
             state: Mutex::new(State {
                 expected: BTreeSet::new(),
                 finished: BTreeSet::new(),
-                pending: None,
+                pending: BTreeMap::new(),
                 next_id,
                 last_trigger: None,
                 last_completion: None,
-                to_write: None,
+                to_write: VecDeque::new(),
                 stats: Vec::new(),
                 writing: false,
                 completed: 0,
@@ -128,14 +155,7 @@ impl Coordinator {
         state.expected = expected.into_iter().collect();
         state.operator_ids = operator_ids;
         state.finished.clear();
-        if let Some(pending) = state.pending.take()
-            && let Some((_, waiter)) = pending.savepoint
-        {
-            let _ = waiter.send(Err(CheckpointError::Aborted {
-                id: pending.id,
-                reason: "a task failed".to_owned(),
-            }));
-        }
+        abort_all(&mut state.pending, "a task failed");
         state.last_trigger = Some(Instant::now());
         state.attempts += 1;
         if state.attempts == 1 && !self.config.resume {
@@ -148,6 +168,61 @@ impl Coordinator {
     /// Whether barriers are aligned.
     pub(crate) fn aligned(&self) -> bool {
         self.config.mode == super::config::CheckpointingMode::ExactlyOnce
+    }
+
+    /// Whether checkpoints may be (or become) unaligned.
+    pub(crate) fn unaligned_enabled(&self) -> bool {
+        self.aligned() && self.config.unaligned
+    }
+
+    /// How long an aligned checkpoint may align at a task before it switches to unaligned there.
+    pub(crate) fn aligned_timeout(&self) -> Option<Duration> {
+        self.config.aligned_timeout
+    }
+
+    /// Whether checkpoint `id` may be unaligned: unaligned checkpoints are on and it is not a
+    /// savepoint (savepoints are always aligned).
+    pub(crate) fn may_be_unaligned(&self, id: u64) -> bool {
+        if !self.unaligned_enabled() {
+            return false;
+        }
+        let state = self.state.lock();
+        state
+            .pending
+            .get(&id)
+            .is_some_and(|p| p.savepoint.is_none())
+    }
+
+    /// Whether checkpoint `id` was triggered and is neither complete nor abandoned.
+    pub(crate) fn is_pending(&self, id: u64) -> bool {
+        self.state.lock().pending.contains_key(&id)
+    }
+
+    /// Whether the barriers of checkpoint `id` start out unaligned (no aligned timeout is set).
+    pub(crate) fn starts_unaligned(&self, id: u64) -> bool {
+        self.config.aligned_timeout.is_none() && self.may_be_unaligned(id)
+    }
+
+    /// The task headed by operator subtask (`node`, `subtask`) took an unaligned snapshot for
+    /// checkpoint `id` and will acknowledge its in-flight data with
+    /// [`Coordinator::ack_in_flight`]; the checkpoint waits for it.
+    pub(crate) fn expect_in_flight(&self, id: u64, node: NodeId, subtask: usize) {
+        let mut guard = self.state.lock();
+        if let Some(pending) = guard.pending.get_mut(&id) {
+            pending.awaiting_in_flight.insert((node, subtask));
+            pending.unaligned = true;
+        }
+    }
+
+    /// The in-flight data an unaligned snapshot owed is complete.
+    pub(crate) fn ack_in_flight(&self, id: u64, node: NodeId, subtask: usize, data: InFlightData) {
+        let mut guard = self.state.lock();
+        let Some(pending) = guard.pending.get_mut(&id) else {
+            return;
+        };
+        pending.awaiting_in_flight.remove(&(node, subtask));
+        pending.in_flight.insert((node, subtask), data);
+        self.try_complete(&mut guard);
     }
 
     /// The latest triggered checkpoint id (0: none yet).
@@ -173,20 +248,35 @@ impl Coordinator {
     /// An operator subtask captured its state for checkpoint `id`.
     pub(crate) fn ack(&self, id: u64, node: NodeId, subtask: usize, state: OperatorState) {
         let mut guard = self.state.lock();
-        let Some(pending) = guard.pending.as_mut() else {
+        let Some(pending) = guard.pending.get_mut(&id) else {
             return;
         };
-        if pending.id != id {
-            return;
-        }
         pending.acks.insert(
             (node, subtask),
             SubtaskState {
                 finished: false,
                 state,
+                in_flight: Vec::new(),
             },
         );
         self.try_complete(&mut guard);
+    }
+
+    /// An operator's task paused `pause` to capture its state for checkpoint `id`.
+    pub(crate) fn record_pause(&self, id: u64, pause: Duration) {
+        if let Some(pending) = self.state.lock().pending.get_mut(&id) {
+            pending.longest_pause = pending.longest_pause.max(pause);
+        }
+    }
+
+    /// An operator subtask could not capture its state for checkpoint `id`: the checkpoint is
+    /// abandoned (the job goes on; the next checkpoint is triggered as usual).
+    pub(crate) fn decline(&self, id: u64, reason: String) {
+        let mut guard = self.state.lock();
+        if let Some(pending) = guard.pending.remove(&id) {
+            eprintln!("warning: checkpoint {id} was abandoned: {reason}");
+            abort(pending, &reason);
+        }
     }
 
     /// The task running these operator subtasks finished.
@@ -198,26 +288,55 @@ impl Coordinator {
         self.try_complete(&mut guard);
     }
 
+    /// Completes every pending checkpoint all tasks acknowledged; a completed checkpoint
+    /// subsumes the older ones still pending.
     fn try_complete(&self, state: &mut State) {
-        let Some(pending) = state.pending.as_ref() else {
+        let done: Vec<u64> = state
+            .pending
+            .values()
+            .filter(|pending| {
+                state
+                    .expected
+                    .iter()
+                    .all(|k| pending.acks.contains_key(k) || state.finished.contains(k))
+                    && pending
+                        .awaiting_in_flight
+                        .iter()
+                        .all(|k| state.finished.contains(k))
+            })
+            .map(|pending| pending.id)
+            .collect();
+        let Some(&newest) = done.last() else {
             return;
         };
-        let done = state
-            .expected
-            .iter()
-            .all(|k| pending.acks.contains_key(k) || state.finished.contains(k));
-        if !done {
-            return;
+        let older: Vec<u64> = state.pending.range(..newest).map(|(id, _)| *id).collect();
+        for id in older {
+            if let Some(pending) = state.pending.remove(&id) {
+                if done.contains(&id) {
+                    self.complete(state, pending);
+                } else {
+                    abort(pending, "a newer checkpoint completed first");
+                }
+            }
         }
-        let Some(pending) = state.pending.take() else {
-            return;
-        };
+        if let Some(pending) = state.pending.remove(&newest) {
+            self.complete(state, pending);
+        }
+    }
+
+    /// Queues a checkpoint every task acknowledged for writing.
+    fn complete(&self, state: &mut State, pending: Pending) {
         let mut subtasks = pending.acks;
         for key in &state.expected {
             subtasks.entry(*key).or_insert_with(|| SubtaskState {
                 finished: true,
-                state: OperatorState::default(),
+                ..SubtaskState::default()
             });
+        }
+        for (key, data) in pending.in_flight {
+            if let Some(subtask) = subtasks.get_mut(&key) {
+                subtask.in_flight = data;
+            }
         }
         let checkpoint = CompletedCheckpoint {
             id: pending.id,
@@ -226,25 +345,45 @@ impl Coordinator {
         };
         // Writing happens on the coordinator thread, so the last task to acknowledge goes on
         // processing at once.
-        state.to_write = Some((checkpoint, pending.savepoint, pending.started));
+        state.to_write.push_back((
+            checkpoint,
+            pending.savepoint,
+            pending.started,
+            pending.unaligned,
+            pending.longest_pause,
+        ));
     }
 
     /// Writes a checkpoint every task acknowledged, then announces its completion.
     fn write_completed(&self) {
-        let Some((checkpoint, savepoint, started)) = ({
+        while self.write_next() {}
+    }
+
+    /// Writes the next checkpoint waiting to be written; false when none was.
+    fn write_next(&self) -> bool {
+        let Some((checkpoint, savepoint, started, unaligned, longest_pause)) = ({
             let mut state = self.state.lock();
-            let next = state.to_write.take();
+            let next = state.to_write.pop_front();
             state.writing = next.is_some();
             next
         }) else {
-            return;
+            return false;
         };
         let id = checkpoint.id;
         let bytes = checkpoint
             .subtasks
             .values()
-            .map(|s| s.state.operator.len() + s.state.keyed.values().map(Vec::len).sum::<usize>())
+            .map(|s| {
+                s.state.operator.len()
+                    + s.state.keyed.values().map(Vec::len).sum::<usize>()
+                    + s.in_flight.iter().map(|(_, b)| b.len()).sum::<usize>()
+            })
             .sum::<usize>() as u64;
+        let in_flight_bytes = checkpoint
+            .subtasks
+            .values()
+            .flat_map(|s| s.in_flight.iter().map(|(_, b)| b.len() as u64))
+            .sum::<u64>();
         let is_savepoint = savepoint.is_some();
         let stored = match savepoint {
             Some((dir, waiter)) => {
@@ -273,39 +412,50 @@ impl Coordinator {
                     savepoint: is_savepoint,
                     duration: started.elapsed(),
                     state_bytes: bytes,
+                    in_flight_bytes,
+                    unaligned,
+                    longest_pause,
                 });
-                self.completed.store(id, Ordering::Release);
+                self.completed.fetch_max(id, Ordering::AcqRel);
             }
             Err(error) => eprintln!("warning: checkpoint {id} was not stored: {error}"),
         }
+        true
     }
 
     /// Triggers a checkpoint if one is due; abandons one that timed out.
     fn tick(&self) {
         self.write_completed();
         let mut state = self.state.lock();
-        if state.writing || state.to_write.is_some() {
+        if state.writing || !state.to_write.is_empty() {
             return;
         }
-        if let Some(pending) = &state.pending {
-            if pending.started.elapsed() > self.config.timeout {
-                eprintln!(
-                    "warning: checkpoint {} expired after {:?} before every task acknowledged it",
-                    pending.id, self.config.timeout
-                );
-                if let Some(pending) = state.pending.take()
-                    && let Some((_, waiter)) = pending.savepoint
-                {
-                    let _ = waiter.send(Err(CheckpointError::Aborted {
-                        id: pending.id,
-                        reason: "it timed out".to_owned(),
-                    }));
-                }
+        let expired: Vec<u64> = state
+            .pending
+            .values()
+            .filter(|p| p.started.elapsed() > self.config.timeout)
+            .map(|p| p.id)
+            .collect();
+        for id in expired {
+            eprintln!(
+                "warning: checkpoint {id} expired after {:?} before every task acknowledged it",
+                self.config.timeout
+            );
+            if let Some(pending) = state.pending.remove(&id) {
+                abort(pending, "it timed out");
+            }
+        }
+        if state.queued_savepoint.is_some() {
+            // A savepoint runs alone: it waits for the pending checkpoints to end.
+            if state.pending.is_empty()
+                && let Some(request) = state.queued_savepoint.take()
+            {
+                self.start(&mut state, Some(request));
             }
             return;
         }
-        if let Some(request) = state.queued_savepoint.take() {
-            self.start(&mut state, Some(request));
+        let savepoint_running = state.pending.values().any(|p| p.savepoint.is_some());
+        if savepoint_running || state.pending.len() >= self.config.max_concurrent {
             return;
         }
         if !self.periodic {
@@ -328,12 +478,19 @@ impl Coordinator {
         let id = state.next_id;
         state.next_id += 1;
         state.last_trigger = Some(Instant::now());
-        state.pending = Some(Pending {
+        state.pending.insert(
             id,
-            started: Instant::now(),
-            acks: BTreeMap::new(),
-            savepoint,
-        });
+            Pending {
+                id,
+                started: Instant::now(),
+                acks: BTreeMap::new(),
+                awaiting_in_flight: BTreeSet::new(),
+                in_flight: BTreeMap::new(),
+                unaligned: false,
+                longest_pause: Duration::ZERO,
+                savepoint,
+            },
+        );
         self.triggered.store(id, Ordering::Release);
     }
 
@@ -399,13 +556,90 @@ impl Coordinator {
                 reason: reason.clone(),
             }));
         }
-        if let Some(pending) = state.pending.take()
-            && let Some((_, waiter)) = pending.savepoint
-        {
-            let _ = waiter.send(Err(CheckpointError::Aborted {
-                id: pending.id,
-                reason,
-            }));
+        abort_all(&mut state.pending, &reason);
+    }
+}
+
+/// Abandons a pending checkpoint; a savepoint's caller hears why.
+fn abort(pending: Pending, reason: &str) {
+    if let Some((_, waiter)) = pending.savepoint {
+        let _ = waiter.send(Err(CheckpointError::Aborted {
+            id: pending.id,
+            reason: reason.to_owned(),
+        }));
+    }
+}
+
+/// Abandons every pending checkpoint.
+fn abort_all(pending: &mut BTreeMap<u64, Pending>, reason: &str) {
+    for (_, pending) in std::mem::take(pending) {
+        abort(pending, reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coordinator(max: usize) -> Coordinator {
+        let config = CheckpointConfig::every(Duration::ZERO).with_max_concurrent_checkpoints(max);
+        let coordinator = Coordinator::new(Some(config));
+        coordinator.start_attempt([(0, 0), (1, 0)], BTreeMap::new());
+        coordinator
+    }
+
+    fn ack_all(coordinator: &Coordinator, id: u64) {
+        coordinator.ack(id, 0, 0, OperatorState::default());
+        coordinator.ack(id, 1, 0, OperatorState::default());
+    }
+
+    #[test]
+    fn at_most_the_maximum_of_checkpoints_is_pending() {
+        for max in [1usize, 3] {
+            let c = coordinator(max);
+            for _ in 0..10 {
+                c.tick();
+            }
+            let max = max as u64;
+            assert_eq!(c.triggered(), max, "max {max}");
+            // The newest completing subsumes the older ones; triggering resumes.
+            ack_all(&c, max);
+            c.write_completed();
+            assert_eq!(c.completed(), max);
+            assert_eq!(c.completed_count(), 1);
+            assert!((1..max).all(|id| !c.is_pending(id)));
+            c.tick();
+            assert_eq!(c.triggered(), max + 1);
         }
+    }
+
+    #[test]
+    fn concurrent_checkpoints_complete_in_any_order_of_acknowledgement() {
+        let c = coordinator(2);
+        c.tick();
+        c.tick();
+        assert_eq!(c.triggered(), 2);
+        c.ack(2, 0, 0, OperatorState::default());
+        ack_all(&c, 1);
+        c.write_completed();
+        assert_eq!(c.completed(), 1);
+        c.ack(2, 1, 0, OperatorState::default());
+        c.write_completed();
+        assert_eq!(c.completed(), 2);
+        assert_eq!(c.completed_count(), 2);
+    }
+
+    #[test]
+    fn an_unaligned_snapshot_waits_for_its_in_flight_data() {
+        let c = coordinator(1);
+        c.tick();
+        c.expect_in_flight(1, 1, 0);
+        ack_all(&c, 1);
+        c.write_completed();
+        assert_eq!(c.completed(), 0);
+        c.ack_in_flight(1, 1, 0, vec![(0, vec![1, 2, 3])]);
+        c.write_completed();
+        assert_eq!(c.completed(), 1);
+        assert_eq!(c.stats()[0].in_flight_bytes, 3);
     }
 }

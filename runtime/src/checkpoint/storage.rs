@@ -43,6 +43,10 @@ pub enum CheckpointError {
     },
 }
 
+/// The in-flight data of one task in an unaligned checkpoint: (input channel, encoded batch)
+/// pairs, each channel's batches in the order they were queued.
+pub type InFlightData = Vec<(usize, Vec<u8>)>;
+
 /// The state of one operator subtask in a checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubtaskState {
@@ -50,6 +54,10 @@ pub struct SubtaskState {
     pub finished: bool,
     /// What the operator captured.
     pub state: OperatorState,
+    /// For the first operator of a task, in an unaligned checkpoint: the input data the snapshot
+    /// owes (what its barriers overtook), as (input channel, encoded batch) in reading order.
+    /// Replayed into the operator on restore before any new input.
+    pub in_flight: InFlightData,
 }
 
 /// A checkpoint every operator subtask acknowledged.
@@ -213,6 +221,10 @@ impl Storage {
     }
 }
 
+/// The file name ending of a subtask's in-flight data (unaligned checkpoints), listed in
+/// `_metadata` beside its state file.
+const IN_FLIGHT_SUFFIX: &str = ".inflight";
+
 /// Writes a checkpoint into `dir`: one state file per operator subtask, then `_metadata` last
 /// and atomically (write, then rename), so a folder without `_metadata` is never taken for a
 /// complete checkpoint.
@@ -229,6 +241,27 @@ pub(crate) fn store_at(
             reason: format!("could not encode the state: {e}"),
         })?;
         write_file(&dir.join(&name), &bytes)?;
+        if !state.in_flight.is_empty() {
+            let in_flight = format!("op-{node}-subtask-{subtask}{IN_FLIGHT_SUFFIX}");
+            let encoded =
+                postcard::to_stdvec(&state.in_flight).map_err(|e| CheckpointError::Corrupt {
+                    path: dir.join(&in_flight),
+                    reason: format!("could not encode the in-flight data: {e}"),
+                })?;
+            write_file(&dir.join(&in_flight), &encoded)?;
+            files.push(FileEntry {
+                node: *node,
+                operator: checkpoint
+                    .operator_ids
+                    .get(node)
+                    .cloned()
+                    .unwrap_or_else(|| node.to_string()),
+                subtask: *subtask,
+                finished: state.finished,
+                file: in_flight,
+                checksum: hash_key_bytes(&encoded),
+            });
+        }
         files.push(FileEntry {
             node: *node,
             operator: checkpoint
@@ -276,18 +309,22 @@ pub(crate) fn read_folder(dir: &Path) -> Result<CompletedCheckpoint, CheckpointE
                 reason: "the checksum does not match".to_owned(),
             });
         }
-        let state = postcard::from_bytes(&bytes).map_err(|e| CheckpointError::Corrupt {
+        let corrupt = |e: postcard::Error| CheckpointError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
-        })?;
-        operator_ids.insert(entry.node, entry.operator.clone());
-        subtasks.insert(
-            (entry.node, entry.subtask),
-            SubtaskState {
+        };
+        let subtask = subtasks
+            .entry((entry.node, entry.subtask))
+            .or_insert_with(|| SubtaskState {
                 finished: entry.finished,
-                state,
-            },
-        );
+                ..SubtaskState::default()
+            });
+        if entry.file.ends_with(IN_FLIGHT_SUFFIX) {
+            subtask.in_flight = postcard::from_bytes(&bytes).map_err(corrupt)?;
+        } else {
+            subtask.state = postcard::from_bytes(&bytes).map_err(corrupt)?;
+        }
+        operator_ids.insert(entry.node, entry.operator.clone());
     }
     Ok(CompletedCheckpoint {
         id: metadata.id,
@@ -310,6 +347,7 @@ mod tests {
             SubtaskState {
                 finished: false,
                 state,
+                in_flight: vec![(1, vec![9, 8]), (0, vec![7])],
             },
         );
         subtasks.insert(
@@ -317,6 +355,7 @@ mod tests {
             SubtaskState {
                 finished: true,
                 state: OperatorState::default(),
+                in_flight: Vec::new(),
             },
         );
         CompletedCheckpoint {

@@ -22,7 +22,7 @@ use crate::checkpoint::{
     CheckpointConfig, CheckpointStats, CompletedCheckpoint, Coordinator, RestartStrategy,
     SavepointRestore, read_folder,
 };
-use crate::error::{JobError, TaskError, panic_message};
+use crate::error::{BoxError, JobError, TaskError, panic_message};
 use crate::exchange::ShipStrategy;
 use crate::graph::{AnyInbox, AnyOutput, BuildContext, JobGraph, NodeKind, StreamGraph};
 use crate::operator::OperatorContext;
@@ -281,6 +281,9 @@ pub(crate) fn launch(
         );
         first_restore.or(latest)
     });
+    if let Some(checkpoint) = &restore {
+        preload_in_flight(graph, &job, &inboxes, checkpoint)?;
+    }
     let metrics: Vec<Arc<OperatorMetrics>> = graph
         .nodes
         .iter()
@@ -363,7 +366,7 @@ pub(crate) fn launch(
                 NodeKind::Source(s) => s.build(context(head, subtask), out)?,
                 NodeKind::OneInput(n) => {
                     let chain = n.chain(context(head, subtask), out);
-                    n.head(&inboxes[v][subtask], chain)
+                    n.head(&inboxes[v][subtask], chain, (head, subtask))
                 }
                 NodeKind::TwoInput(n) => n.head(context(head, subtask), &inboxes[v][subtask], out),
             };
@@ -459,6 +462,53 @@ pub(crate) fn launch(
         stop_trigger,
         trigger,
     })
+}
+
+/// Queues the in-flight data an unaligned checkpoint stored for each task on the task's input
+/// channels, ahead of any new input. Such data restores only at the parallelism that took it.
+fn preload_in_flight(
+    graph: &StreamGraph,
+    job: &JobGraph,
+    inboxes: &[Vec<AnyInbox>],
+    checkpoint: &CompletedCheckpoint,
+) -> Result<(), JobError> {
+    for (v, vertex) in job.vertices.iter().enumerate() {
+        let head = vertex.operators[0];
+        let stored = checkpoint.operator_states_of(head);
+        let with_data = stored.iter().any(|s| !s.in_flight.is_empty());
+        if !with_data {
+            continue;
+        }
+        let fail = |subtask: usize, source: BoxError| JobError::InFlightRestore {
+            operator: graph.nodes[head].name.clone(),
+            subtask,
+            checkpoint: checkpoint.id,
+            source,
+        };
+        if stored.len() != vertex.parallelism {
+            return Err(fail(
+                0,
+                format!(
+                    "it was taken at parallelism {} and the job runs at {}; restore from a savepoint (always aligned) to rescale",
+                    stored.len(),
+                    vertex.parallelism
+                )
+                .into(),
+            ));
+        }
+        for (subtask, inbox) in inboxes[v].iter().enumerate() {
+            let Some(state) = checkpoint.subtasks.get(&(head, subtask)) else {
+                continue;
+            };
+            let preloaded = match &graph.nodes[head].kind {
+                NodeKind::OneInput(n) => n.preload(inbox, &state.in_flight),
+                NodeKind::TwoInput(n) => n.preload(inbox, &state.in_flight),
+                NodeKind::Source(_) => Ok(()),
+            };
+            preloaded.map_err(|source| fail(subtask, source))?;
+        }
+    }
+    Ok(())
 }
 
 /// The stable id of every operator: its uid, or its position and name.

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::batch::Batch;
 use crate::channel::{CancelFlag, Inbox, MAX_WAIT, Received};
-use crate::checkpoint::{Aligned, BarrierAligner, Coordinator};
-use crate::error::TaskError;
+use crate::checkpoint::{Aligned, BarrierAligner, Coordinator, InFlightLog};
+use crate::error::{BoxError, TaskError};
+use crate::graph::{NodeId, TwoInputs};
 use crate::message::{Barrier, Message};
 use crate::operator::Output;
 use crate::time::Clock;
@@ -153,23 +155,97 @@ impl ProcessingTime {
     }
 }
 
-/// A task's part in checkpoints: barrier alignment over its input channels, and telling its
-/// operators when a checkpoint completed.
+/// How a task's channel payload is encoded for the in-flight data of unaligned checkpoints.
+pub(crate) struct PayloadCodec<C> {
+    pub(crate) encode: fn(&C, &mut Vec<u8>) -> Result<(), BoxError>,
+    pub(crate) decode: fn(&[u8]) -> Result<C, BoxError>,
+}
+
+impl<C> Clone for PayloadCodec<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for PayloadCodec<C> {}
+
+impl<B: Batch> PayloadCodec<B> {
+    /// The codec of a one-input task: the batch's own.
+    pub(crate) fn of_batch() -> Self {
+        PayloadCodec {
+            encode: |batch, out| batch.encode(out),
+            decode: B::decode,
+        }
+    }
+}
+
+impl<A: Batch, B: Batch> PayloadCodec<TwoInputs<A, B>> {
+    /// The codec of a two-input task: a tag byte for the input, then the batch.
+    pub(crate) fn of_two_inputs() -> Self {
+        PayloadCodec {
+            encode: |batch, out| match batch {
+                TwoInputs::First(b) => {
+                    out.push(0);
+                    b.encode(out)
+                }
+                TwoInputs::Second(b) => {
+                    out.push(1);
+                    b.encode(out)
+                }
+            },
+            decode: |bytes| match bytes.split_first() {
+                Some((0, rest)) => Ok(TwoInputs::First(A::decode(rest)?)),
+                Some((1, rest)) => Ok(TwoInputs::Second(B::decode(rest)?)),
+                _ => Err("an in-flight batch of a two-input task without its input tag".into()),
+            },
+        }
+    }
+}
+
+/// A task's part in checkpoints: barrier alignment over its input channels, unaligned snapshots
+/// and the in-flight data they owe, and telling its operators when a checkpoint completed.
 pub(crate) struct Checkpointing {
     aligner: BarrierAligner,
     /// Exactly-once: hold back inputs whose barrier arrived; at-least-once: never.
     aligned: bool,
     coordinator: Option<Arc<Coordinator>>,
     notified: u64,
+    /// The operator subtask heading the task, which owns the task's in-flight data.
+    head: (NodeId, usize),
+    ended: Vec<bool>,
+    /// The latest checkpoint this task snapshotted; its barriers arriving later only settle
+    /// the in-flight log.
+    snapshotted: u64,
+    /// With an aligned-checkpoint timeout: the checkpoint being aligned and when it started.
+    aligning_since: Option<(u64, Instant)>,
+    aligned_timeout: Option<Duration>,
+    /// Whether checkpoints may be unaligned.
+    unaligned: bool,
+    /// The in-flight data unaligned snapshots still collect, oldest first (several with
+    /// concurrent checkpoints).
+    logs: Vec<InFlightLog>,
 }
 
 impl Checkpointing {
-    pub(crate) fn new(channels: usize, coordinator: Option<&Arc<Coordinator>>) -> Self {
+    pub(crate) fn new(
+        channels: usize,
+        coordinator: Option<&Arc<Coordinator>>,
+        head: (NodeId, usize),
+    ) -> Self {
         Checkpointing {
             aligner: BarrierAligner::new(channels),
             aligned: coordinator.is_none_or(|c| c.aligned()),
             notified: coordinator.map_or(0, |c| c.completed()),
+            aligned_timeout: coordinator
+                .filter(|c| c.unaligned_enabled())
+                .and_then(|c| c.aligned_timeout()),
+            unaligned: coordinator.is_some_and(|c| c.unaligned_enabled()),
             coordinator: coordinator.cloned(),
+            head,
+            ended: vec![false; channels],
+            snapshotted: 0,
+            aligning_since: None,
+            logs: Vec::new(),
         }
     }
 
@@ -182,26 +258,206 @@ impl Checkpointing {
         }
     }
 
-    /// A barrier arrived on `channel`; returns it once every channel delivered it.
+    /// A barrier arrived in order on `channel`; returns the barrier to snapshot and forward, once
+    /// every channel delivered it (aligned) or at once (unaligned).
     pub(crate) fn on_barrier<C: Send>(
         &mut self,
         inbox: &Inbox<C>,
         channel: usize,
         barrier: Barrier,
     ) -> Option<Barrier> {
+        if barrier.checkpoint_id <= self.snapshotted {
+            self.settle(channel, barrier.checkpoint_id, Vec::new());
+            return None;
+        }
+        if barrier.unaligned && self.aligned {
+            return Some(self.snapshot_unaligned(inbox, Some((channel, Vec::new())), barrier));
+        }
         let aligned = self.aligner.on_barrier(channel, barrier);
         self.hold(inbox, inbox.channels());
         match aligned {
-            Aligned::Complete(barrier) => Some(barrier),
-            Aligned::Hold | Aligned::Ignore => None,
+            Aligned::Complete(barrier) => {
+                self.aligning_since = None;
+                self.snapshotted = barrier.checkpoint_id;
+                Some(barrier)
+            }
+            Aligned::Hold => {
+                if self.aligned_timeout.is_some()
+                    && self
+                        .aligning_since
+                        .is_none_or(|(id, _)| id != barrier.checkpoint_id)
+                {
+                    self.aligning_since = Some((barrier.checkpoint_id, Instant::now()));
+                }
+                None
+            }
+            Aligned::Ignore => None,
         }
+    }
+
+    /// An unaligned barrier overtook `overtaken` messages of `channel`'s data lane; returns the
+    /// barrier to snapshot and forward when it is the first of its checkpoint here.
+    pub(crate) fn on_overtaking<C: Send>(
+        &mut self,
+        inbox: &Inbox<C>,
+        channel: usize,
+        barrier: Barrier,
+        overtaken: usize,
+        codec: PayloadCodec<C>,
+    ) -> Result<Option<Barrier>, TaskError> {
+        if !self.aligned {
+            return Ok(self.on_barrier(inbox, channel, barrier));
+        }
+        let id = barrier.checkpoint_id;
+        let owing = self
+            .logs
+            .iter()
+            .any(|log| log.checkpoint_id() == id && log.is_owing(channel));
+        if id <= self.snapshotted && !owing {
+            return Ok(None);
+        }
+        // What the barrier overtook belongs to the snapshot: capture it from the lane now,
+        // without waiting for the task to process it.
+        let mut captured = Vec::new();
+        inbox.visit_queued(channel, overtaken, |message| {
+            if let Message::Data(batch) = message {
+                let mut bytes = Vec::new();
+                (codec.encode)(batch, &mut bytes)?;
+                captured.push(bytes);
+            }
+            Ok::<(), BoxError>(())
+        })?;
+        if id <= self.snapshotted {
+            self.settle(channel, id, captured);
+            return Ok(None);
+        }
+        Ok(Some(self.snapshot_unaligned(
+            inbox,
+            Some((channel, captured)),
+            barrier,
+        )))
+    }
+
+    /// Snapshots for `barrier` now, unaligned: releases every held channel and starts the log
+    /// of the in-flight data the snapshot owes. `arrived`: the channel whose barrier triggered
+    /// it and the encoded batches that barrier overtook.
+    fn snapshot_unaligned<C: Send>(
+        &mut self,
+        inbox: &Inbox<C>,
+        arrived: Option<(usize, Vec<Vec<u8>>)>,
+        barrier: Barrier,
+    ) -> Barrier {
+        let id = barrier.checkpoint_id;
+        let aligning_this = self
+            .aligner
+            .aligning()
+            .is_some_and(|b| b.checkpoint_id == id);
+        let delivered = (0..self.ended.len())
+            .map(|c| self.ended[c] || (aligning_this && self.aligner.is_held(c)))
+            .collect::<Vec<_>>();
+        self.aligner.abandon();
+        self.hold(inbox, inbox.channels());
+        self.aligning_since = None;
+        self.snapshotted = id;
+        let mut log = InFlightLog::new(id, delivered);
+        if let Some((channel, overtaken)) = arrived {
+            log.on_barrier(channel, overtaken);
+        }
+        if let Some(coordinator) = &self.coordinator {
+            coordinator.expect_in_flight(id, self.head.0, self.head.1);
+        }
+        // A log of an older checkpoint stays: with concurrent checkpoints it may still complete.
+        self.logs.push(log);
+        self.ack_if_complete();
+        Barrier {
+            unaligned: true,
+            ..barrier
+        }
+    }
+
+    /// The barrier of checkpoint `id` arrived on `channel` after this task snapshotted it.
+    fn settle(&mut self, channel: usize, id: u64, overtaken: Vec<Vec<u8>>) {
+        if let Some(log) = self.logs.iter_mut().find(|l| l.checkpoint_id() == id) {
+            log.on_barrier(channel, overtaken);
+            self.ack_if_complete();
+        }
+    }
+
+    fn ack_if_complete(&mut self) {
+        if !self.logs.iter().any(InFlightLog::is_complete) {
+            return;
+        }
+        let (complete, owing) = std::mem::take(&mut self.logs)
+            .into_iter()
+            .partition::<Vec<_>, _>(InFlightLog::is_complete);
+        self.logs = owing;
+        if let Some(coordinator) = &self.coordinator {
+            for log in complete {
+                let id = log.checkpoint_id();
+                coordinator.ack_in_flight(id, self.head.0, self.head.1, log.into_data());
+            }
+        }
+    }
+
+    /// A message was read from `channel`'s data lane: an unaligned snapshot may owe it.
+    pub(crate) fn on_message<C>(
+        &mut self,
+        channel: usize,
+        message: &Message<C>,
+        codec: PayloadCodec<C>,
+    ) -> Result<(), TaskError> {
+        if self.logs.is_empty() {
+            return Ok(());
+        }
+        for log in &mut self.logs {
+            log.on_message(channel, |out| match message {
+                Message::Data(batch) => (codec.encode)(batch, out).map(|()| true),
+                _ => Ok(false),
+            })?;
+        }
+        self.ack_if_complete();
+        Ok(())
+    }
+
+    /// Whether checkpoints may be unaligned.
+    pub(crate) fn unaligned(&self) -> bool {
+        self.unaligned
+    }
+
+    /// When the alignment in progress times out (with an aligned-checkpoint timeout).
+    pub(crate) fn alignment_deadline(&self) -> Option<Instant> {
+        let (_, since) = self.aligning_since?;
+        Some(since + self.aligned_timeout?)
+    }
+
+    /// Switches the alignment in progress to unaligned if it took longer than the aligned
+    /// checkpoint timeout; returns the barrier to snapshot and forward then.
+    pub(crate) fn on_alignment_timeout<C: Send>(&mut self, inbox: &Inbox<C>) -> Option<Barrier> {
+        if self.alignment_deadline()? > Instant::now() {
+            return None;
+        }
+        self.aligning_since = None;
+        let barrier = self.aligner.aligning()?;
+        // Savepoints stay aligned however long they take.
+        let allowed = self
+            .coordinator
+            .as_ref()
+            .is_some_and(|c| c.may_be_unaligned(barrier.checkpoint_id));
+        allowed.then(|| self.snapshot_unaligned(inbox, None, barrier))
     }
 
     /// `channel` ended; returns the barrier being aligned if that completed it.
     pub(crate) fn on_end<C: Send>(&mut self, inbox: &Inbox<C>, channel: usize) -> Option<Barrier> {
+        self.ended[channel] = true;
+        if !self.logs.is_empty() {
+            self.logs.iter_mut().for_each(|log| log.on_end(channel));
+            self.ack_if_complete();
+        }
         let completed = self.aligner.on_end(channel);
-        if completed.is_some() {
+        if let Some(barrier) = completed {
             self.hold(inbox, inbox.channels());
+            self.aligning_since = None;
+            self.snapshotted = barrier.checkpoint_id;
         }
         completed
     }
@@ -215,6 +471,9 @@ impl Checkpointing {
         })
     }
 }
+
+/// How often a task whose output is full checks again for room.
+pub(crate) const OUTPUT_ROOM_POLL: Duration = Duration::from_millis(1);
 
 /// Flushes a task's output buffers every buffer timeout.
 pub(crate) struct Flusher {
@@ -257,6 +516,9 @@ impl Flusher {
 pub(crate) struct OneInputTask<B> {
     pub(crate) inbox: Arc<Inbox<B>>,
     pub(crate) chain: Box<dyn Output<B>>,
+    pub(crate) codec: PayloadCodec<B>,
+    /// The operator subtask heading the task.
+    pub(crate) head: (NodeId, usize),
 }
 
 impl<B: Send + 'static> TaskBody for OneInputTask<B> {
@@ -265,9 +527,25 @@ impl<B: Send + 'static> TaskBody for OneInputTask<B> {
         let mut inputs = InputTracker::new(self.inbox.channels());
         let mut flusher = Flusher::new(env.buffer_timeout);
         let mut time = ProcessingTime::new(&env.clock);
-        let mut checkpoints = Checkpointing::new(self.inbox.channels(), env.checkpoints.as_ref());
+        let mut checkpoints =
+            Checkpointing::new(self.inbox.channels(), env.checkpoints.as_ref(), self.head);
         loop {
-            let update = match self.inbox.recv(Some(flusher.deadline())) {
+            let deadline = match checkpoints.alignment_deadline() {
+                Some(timeout) => timeout.min(flusher.deadline()),
+                None => flusher.deadline(),
+            };
+            // With unaligned checkpoints, a task whose output is full reads no new data (it
+            // would block in the full channel, deaf to barriers) but still takes barriers.
+            let received = if checkpoints.unaligned() && !self.chain.has_room() {
+                self.inbox
+                    .recv_priority(deadline.min(Instant::now() + OUTPUT_ROOM_POLL))
+            } else {
+                self.inbox.recv(Some(deadline))
+            };
+            if let Received::Message(channel, message) = &received {
+                checkpoints.on_message(*channel, message, self.codec)?;
+            }
+            let update = match received {
                 Received::Message(channel, Message::Data(batch)) => {
                     if let Some(idle) = inputs.on_data(channel).idle {
                         self.chain.emit_idle(idle)?;
@@ -281,6 +559,22 @@ impl<B: Send + 'static> TaskBody for OneInputTask<B> {
                 Received::Message(channel, Message::Idle(idle)) => inputs.on_idle(channel, idle),
                 Received::Message(channel, Message::Barrier(barrier)) => {
                     if let Some(barrier) = checkpoints.on_barrier(&self.inbox, channel, barrier) {
+                        self.chain.emit_barrier(barrier)?;
+                    }
+                    InputUpdate::default()
+                }
+                Received::Overtaking {
+                    channel,
+                    barrier,
+                    overtaken,
+                } => {
+                    if let Some(barrier) = checkpoints.on_overtaking(
+                        &self.inbox,
+                        channel,
+                        barrier,
+                        overtaken,
+                        self.codec,
+                    )? {
                         self.chain.emit_barrier(barrier)?;
                     }
                     InputUpdate::default()
@@ -309,6 +603,9 @@ impl<B: Send + 'static> TaskBody for OneInputTask<B> {
             }
             if let Some(now) = time.advanced() {
                 self.chain.processing_time(now)?;
+            }
+            if let Some(barrier) = checkpoints.on_alignment_timeout(&self.inbox) {
+                self.chain.emit_barrier(barrier)?;
             }
             if let Some(id) = checkpoints.newly_completed() {
                 self.chain.notify_checkpoint_complete(id)?;

@@ -16,9 +16,10 @@ pub use job::{JobGraph, JobVertex};
 
 use crate::batch::Batch;
 use crate::channel::{CancelFlag, Inbox, Wake};
+use crate::error::BoxError;
 use crate::error::JobError;
 use crate::exchange::{BatchKeySelector, ExchangeWriter, Routing, ShipStrategy};
-use crate::executor::task::{OneInputTask, TaskBody};
+use crate::executor::task::{OneInputTask, PayloadCodec, TaskBody};
 use crate::operator::chain::{Chained, Discard, FanOut, OneInput, Runtime, TwoInput};
 use crate::operator::{Operator, OperatorContext, Output, TwoInputOperator};
 
@@ -97,8 +98,11 @@ pub(crate) trait OneInputNode: Send {
     /// Wraps a new instance of the operator around `out` (a `Box<dyn Output<Out>>`); returns a
     /// `Box<dyn Output<In>>`.
     fn chain(&self, ctx: BuildContext, out: AnyOutput) -> AnyOutput;
-    /// The task that feeds `inbox` into `chain` (a `Box<dyn Output<In>>`).
-    fn head(&self, inbox: &AnyInbox, chain: AnyOutput) -> Box<dyn TaskBody>;
+    /// The task that feeds `inbox` into `chain` (a `Box<dyn Output<In>>`); `head` is the
+    /// operator subtask heading it.
+    fn head(&self, inbox: &AnyInbox, chain: AnyOutput, head: (NodeId, usize)) -> Box<dyn TaskBody>;
+    /// Queues restored in-flight data (see [`preload_in_flight`]) into `inbox`.
+    fn preload(&self, inbox: &AnyInbox, in_flight: &[(usize, Vec<u8>)]) -> Result<(), BoxError>;
 }
 
 /// A two-input operator, always the head of its task.
@@ -110,6 +114,29 @@ pub(crate) trait TwoInputNode: Send {
         cancel: Arc<CancelFlag>,
     ) -> (AnyInbox, Arc<dyn Wake>);
     fn head(&self, ctx: BuildContext, inbox: &AnyInbox, out: AnyOutput) -> Box<dyn TaskBody>;
+    /// Queues restored in-flight data (see [`preload_in_flight`]) into `inbox`.
+    fn preload(&self, inbox: &AnyInbox, in_flight: &[(usize, Vec<u8>)]) -> Result<(), BoxError>;
+}
+
+/// Decodes the in-flight data of an unaligned checkpoint and queues each batch on the input
+/// channel it was read from, ahead of any new input.
+fn preload_in_flight<C: Send + 'static>(
+    inbox: &AnyInbox,
+    codec: PayloadCodec<C>,
+    in_flight: &[(usize, Vec<u8>)],
+) -> Result<(), BoxError> {
+    let inbox = downcast_inbox::<C>(inbox);
+    let channels = inbox.channels();
+    for (channel, bytes) in in_flight {
+        if *channel >= channels {
+            return Err(format!(
+                "the checkpoint holds in-flight data of input channel {channel}, but the task has {channels}; restore it at the parallelism that took it"
+            )
+            .into());
+        }
+        inbox.preload(*channel, (codec.decode)(bytes)?);
+    }
+    Ok(())
 }
 
 /// The payload of a two-input operator's channels: a batch tagged with its input.
@@ -192,11 +219,17 @@ impl<O: Operator> OneInputNode for OperatorNode<O> {
         Box::new(Box::new(chained) as Box<dyn Output<O::In>>)
     }
 
-    fn head(&self, inbox: &AnyInbox, chain: AnyOutput) -> Box<dyn TaskBody> {
+    fn head(&self, inbox: &AnyInbox, chain: AnyOutput, head: (NodeId, usize)) -> Box<dyn TaskBody> {
         Box::new(OneInputTask {
             inbox: downcast_inbox::<O::In>(inbox),
             chain: downcast_output::<O::In>(chain),
+            codec: PayloadCodec::of_batch(),
+            head,
         })
+    }
+
+    fn preload(&self, inbox: &AnyInbox, in_flight: &[(usize, Vec<u8>)]) -> Result<(), BoxError> {
+        preload_in_flight(inbox, PayloadCodec::<O::In>::of_batch(), in_flight)
     }
 }
 
@@ -220,6 +253,7 @@ impl<O: TwoInputOperator> TwoInputNode for TwoInputOperatorNode<O> {
 
     fn head(&self, ctx: BuildContext, inbox: &AnyInbox, out: AnyOutput) -> Box<dyn TaskBody> {
         let out = downcast_output::<O::Out>(out);
+        let head = (ctx.runtime.node, ctx.operator.subtask);
         Box::new(OneInputTask {
             inbox: downcast_inbox::<TwoInputs<O::In1, O::In2>>(inbox),
             chain: Box::new(Chained::new(
@@ -228,7 +262,17 @@ impl<O: TwoInputOperator> TwoInputNode for TwoInputOperatorNode<O> {
                 out,
                 ctx.runtime,
             )),
+            codec: PayloadCodec::of_two_inputs(),
+            head,
         })
+    }
+
+    fn preload(&self, inbox: &AnyInbox, in_flight: &[(usize, Vec<u8>)]) -> Result<(), BoxError> {
+        preload_in_flight(
+            inbox,
+            PayloadCodec::<TwoInputs<O::In1, O::In2>>::of_two_inputs(),
+            in_flight,
+        )
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::OperatorState;
-use super::{Operator, OperatorContext, Output, TwoInputOperator};
+use super::{Operator, OperatorContext, Output, Snapshot, TwoInputOperator};
 use crate::batch::Batch;
 use crate::checkpoint::CheckpointAcks;
 use crate::error::{JobError, TaskError, panic_message};
@@ -89,6 +89,10 @@ impl<B: Batch> Output<B> for Counting<'_, B> {
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
         self.inner.notify_checkpoint_complete(checkpoint_id)
     }
+
+    fn has_room(&self) -> bool {
+        self.inner.has_room()
+    }
 }
 
 /// An operator's place in a running job: who it is, what it counts, where it reports
@@ -117,7 +121,7 @@ pub(crate) trait LinkOperator: Send + 'static {
         out: &mut dyn Output<Self::Out>,
     ) -> Result<(), TaskError>;
     fn finish(&mut self, out: &mut dyn Output<Self::Out>) -> Result<(), TaskError>;
-    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorState, TaskError>;
+    fn snapshot_state_async(&mut self, checkpoint_id: u64) -> Result<Snapshot, TaskError>;
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError>;
     fn close(&mut self);
 }
@@ -137,7 +141,7 @@ pub(crate) struct OneInput<O>(pub(crate) O);
 pub(crate) struct TwoInput<O>(pub(crate) O);
 
 macro_rules! link_operator {
-    ($wrapper:ident, $bound:ident) => {
+    ($wrapper:ident, $bound:ident, $snapshot_async:expr) => {
         impl<O: $bound> LinkOperator for $wrapper<O> {
             type Out = O::Out;
             fn open(&mut self, ctx: &OperatorContext) -> Result<(), TaskError> {
@@ -163,8 +167,9 @@ macro_rules! link_operator {
             fn finish(&mut self, out: &mut dyn Output<O::Out>) -> Result<(), TaskError> {
                 self.0.finish(out)
             }
-            fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<OperatorState, TaskError> {
-                self.0.snapshot_state(checkpoint_id)
+            fn snapshot_state_async(&mut self, checkpoint_id: u64) -> Result<Snapshot, TaskError> {
+                let snapshot: fn(&mut O, u64) -> Result<Snapshot, TaskError> = $snapshot_async;
+                snapshot(&mut self.0, checkpoint_id)
             }
             fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) -> Result<(), TaskError> {
                 self.0.notify_checkpoint_complete(checkpoint_id)
@@ -176,8 +181,11 @@ macro_rules! link_operator {
     };
 }
 
-link_operator!(OneInput, Operator);
-link_operator!(TwoInput, TwoInputOperator);
+link_operator!(OneInput, Operator, |op: &mut O, id| op
+    .snapshot_state_async(id));
+link_operator!(TwoInput, TwoInputOperator, |op: &mut O, id| Ok(
+    Snapshot::Ready(op.snapshot_state(id)?)
+));
 
 impl<O: Operator> LinkInput<O::In> for OneInput<O> {
     fn records(batch: &O::In) -> usize {
@@ -295,18 +303,34 @@ impl<C: Send, L: LinkInput<C>> Output<C> for Chained<L> {
     }
 
     fn emit_barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
-        let mut state = None;
+        let id = barrier.checkpoint_id;
+        let mut snapshot = None;
+        let started = std::time::Instant::now();
         self.run(|op, _| {
-            state = Some(op.snapshot_state(barrier.checkpoint_id)?);
+            snapshot = Some(op.snapshot_state_async(id)?);
             Ok(())
         })?;
-        if let (Some(state), Some(coordinator)) = (state, &self.runtime.checkpoints) {
-            coordinator.ack(
-                barrier.checkpoint_id,
-                self.runtime.node,
-                self.ctx.subtask,
-                state,
-            );
+        if let (Some(snapshot), Some(coordinator)) = (snapshot, &self.runtime.checkpoints) {
+            coordinator.record_pause(id, started.elapsed());
+            let (node, subtask) = (self.runtime.node, self.ctx.subtask);
+            match snapshot {
+                Snapshot::Ready(state) => coordinator.ack(id, node, subtask, state),
+                Snapshot::Deferred(serialize) => {
+                    // Serialized off the task's thread; the checkpoint completes once it is.
+                    let coordinator = Arc::clone(coordinator);
+                    let operator = self.ctx.name.clone();
+                    let write = move || {
+                        match serialize() {
+                        Ok(state) => coordinator.ack(id, node, subtask, state),
+                        Err(error) => coordinator.decline(
+                            id,
+                            format!("operator {operator:?} (subtask {subtask}) could not serialize its state: {error}"),
+                        ),
+                    }
+                    };
+                    spawn_snapshot_writer(write);
+                }
+            }
         }
         self.out.emit_barrier(barrier)
     }
@@ -315,6 +339,10 @@ impl<C: Send, L: LinkInput<C>> Output<C> for Chained<L> {
         self.run(|op, _| op.notify_checkpoint_complete(checkpoint_id))?;
         self.out.notify_checkpoint_complete(checkpoint_id)
     }
+
+    fn has_room(&self) -> bool {
+        self.out.has_room()
+    }
 }
 
 impl<L: LinkOperator> Drop for Chained<L> {
@@ -322,6 +350,28 @@ impl<L: LinkOperator> Drop for Chained<L> {
         let op = &mut self.op;
         // A panic in close must not abort the process while a failed task unwinds.
         let _ = catch_unwind(AssertUnwindSafe(|| op.close()));
+    }
+}
+
+/// Runs a deferred snapshot's serialization on a thread of its own (at once on this thread if
+/// none can be started).
+fn spawn_snapshot_writer(write: impl FnOnce() + Send + 'static) {
+    let write = std::sync::Mutex::new(Some(write));
+    let shared = Arc::new(write);
+    let on_thread = Arc::clone(&shared);
+    let spawned = std::thread::Builder::new()
+        .name("snapshot writer".to_owned())
+        .spawn(move || {
+            let write = on_thread.lock().ok().and_then(|mut w| w.take());
+            if let Some(write) = write {
+                write();
+            }
+        });
+    if spawned.is_err() {
+        let write = shared.lock().ok().and_then(|mut w| w.take());
+        if let Some(write) = write {
+            write();
+        }
     }
 }
 
@@ -379,6 +429,10 @@ impl<B: Batch> Output<B> for FanOut<B> {
         self.outputs
             .iter_mut()
             .try_for_each(|o| o.notify_checkpoint_complete(checkpoint_id))
+    }
+
+    fn has_room(&self) -> bool {
+        self.outputs.iter().all(|o| o.has_room())
     }
 }
 

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 
 use super::OperatorState;
-use super::{Operator, OperatorContext, Output};
+use super::{Operator, OperatorContext, Output, Snapshot};
 use crate::batch::{Data, NO_TIMESTAMP, Records};
 use crate::error::{BoxError, TaskError};
 use crate::keys::key_group_of;
@@ -408,6 +408,11 @@ where
         snapshot_keyed(backend, Some(&self.timers))
     }
 
+    fn snapshot_state_async(&mut self, _checkpoint_id: u64) -> Result<Snapshot, TaskError> {
+        let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
+        snapshot_keyed_async(backend, Some(&self.timers))
+    }
+
     fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {
         let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
         restore_keyed(backend, Some(&mut self.timers), state)
@@ -435,6 +440,34 @@ pub(crate) fn snapshot_keyed<K: Data>(
         state.keyed.insert(key_group, postcard::to_stdvec(&blob)?);
     }
     Ok(state)
+}
+
+/// As [`snapshot_keyed`], but only captures the keyed state (copy-on-write) at the barrier and
+/// leaves its serialization to the returned closure; the timers, few next to the state, are
+/// serialized at once.
+pub(crate) fn snapshot_keyed_async<K: Data>(
+    backend: &mut KeyedStateBackend,
+    timers: Option<&Timers<K>>,
+) -> Result<Snapshot, TaskError> {
+    let mut timer_blobs = Vec::new();
+    for key_group in backend.key_group_range() {
+        timer_blobs.push(match timers {
+            Some(t) => (
+                t.event.snapshot_key_group(key_group)?,
+                t.processing.snapshot_key_group(key_group)?,
+            ),
+            None => (Vec::new(), Vec::new()),
+        });
+    }
+    let capture = backend.capture();
+    Ok(Snapshot::Deferred(Box::new(move || {
+        let mut state = OperatorState::default();
+        for (key_group, (event, processing)) in capture.key_group_range().zip(timer_blobs) {
+            let blob = (capture.snapshot_key_group(key_group)?, event, processing);
+            state.keyed.insert(key_group, postcard::to_stdvec(&blob)?);
+        }
+        Ok(state)
+    })))
 }
 
 /// Restores what [`snapshot_keyed`] captured, for the key groups the backend owns.
@@ -536,6 +569,11 @@ where
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<OperatorState, TaskError> {
         let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
         snapshot_keyed::<()>(backend, None)
+    }
+
+    fn snapshot_state_async(&mut self, _checkpoint_id: u64) -> Result<Snapshot, TaskError> {
+        let backend = self.keys.backend.as_mut().ok_or(NOT_OPENED)?;
+        snapshot_keyed_async::<()>(backend, None)
     }
 
     fn restore_state(&mut self, state: &OperatorState) -> Result<(), TaskError> {

@@ -73,6 +73,13 @@ pub trait Output<B>: Send {
     fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<(), TaskError> {
         Ok(())
     }
+
+    /// Whether every channel this output writes to has room for another message. With
+    /// unaligned checkpoints a task reads new input only while its output has room, so it is
+    /// never stuck in a full channel when a barrier wants to overtake. The default: always.
+    fn has_room(&self) -> bool {
+        true
+    }
 }
 
 /// Facts about the subtask an operator runs in.
@@ -235,6 +242,14 @@ pub trait Operator: Send + 'static {
         Ok(OperatorState::default())
     }
 
+    /// Captures the state for checkpoint `checkpoint_id` like [`Operator::snapshot_state`], but
+    /// may leave the serialization to a [`Snapshot::Deferred`] closure, which the runtime runs
+    /// on a background thread while the operator goes on processing: the task pauses for the
+    /// capture only. The default serializes at once.
+    fn snapshot_state_async(&mut self, checkpoint_id: u64) -> Result<Snapshot, TaskError> {
+        Ok(Snapshot::Ready(self.snapshot_state(checkpoint_id)?))
+    }
+
     /// Checkpoint `checkpoint_id` completed: every operator of the job captured its state for it.
     /// Exactly-once sinks publish here what they wrote before that checkpoint.
     fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<(), TaskError> {
@@ -249,6 +264,23 @@ pub trait Operator: Send + 'static {
 
     /// Called once when the task ends, successfully or not.
     fn close(&mut self) {}
+}
+
+/// What [`Operator::snapshot_state_async`] returns.
+pub enum Snapshot {
+    /// The state, serialized.
+    Ready(OperatorState),
+    /// A capture of the state, serialized when the closure runs (on another thread).
+    Deferred(Box<dyn FnOnce() -> Result<OperatorState, crate::BoxError> + Send>),
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Snapshot::Ready(state) => f.debug_tuple("Ready").field(state).finish(),
+            Snapshot::Deferred(_) => f.write_str("Deferred"),
+        }
+    }
 }
 
 /// An operator's captured state.

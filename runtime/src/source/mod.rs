@@ -147,6 +147,11 @@ impl<S: Source> SourceNode for SourceOperatorNode<S> {
                     .map(|make| make(op.processing_time())),
             });
         }
+        let unaligned = ctx
+            .runtime
+            .checkpoints
+            .as_ref()
+            .is_some_and(|c| c.unaligned_enabled());
         let (triggered, completed) = match &ctx.runtime.checkpoints {
             Some(c) => (c.triggered(), c.completed()),
             None => (0, 0),
@@ -161,6 +166,7 @@ impl<S: Source> SourceNode for SourceOperatorNode<S> {
             idle: false,
             triggered,
             completed,
+            unaligned,
         }))
     }
 
@@ -191,6 +197,8 @@ struct SourceTask<S: Source> {
     /// The last checkpoint triggered and completed that this subtask saw.
     triggered: u64,
     completed: u64,
+    /// Whether checkpoints may be unaligned.
+    unaligned: bool,
 }
 
 /// How long an idle source sleeps at most before polling again.
@@ -205,19 +213,25 @@ impl<S: Source> SourceTask<S> {
             return Ok(());
         };
         let triggered = coordinator.triggered();
-        if triggered > self.triggered {
-            self.triggered = triggered;
+        // With concurrent checkpoints several may have been triggered since the last look:
+        // every one still pending gets its barrier, in order.
+        for id in self.triggered + 1..=triggered {
+            if id < triggered && !coordinator.is_pending(id) {
+                continue;
+            }
             let splits: Vec<S::Split> = self.readers.iter().map(|r| r.reader.snapshot()).collect();
             let state = OperatorState {
                 keyed: Default::default(),
                 operator: postcard::to_stdvec(&splits)?,
             };
-            coordinator.ack(triggered, self.runtime.node, self.ctx.subtask, state);
+            coordinator.ack(id, self.runtime.node, self.ctx.subtask, state);
             self.out.emit_barrier(Barrier {
-                checkpoint_id: triggered,
+                checkpoint_id: id,
                 timestamp: self.ctx.processing_time(),
+                unaligned: coordinator.starts_unaligned(id),
             })?;
         }
+        self.triggered = self.triggered.max(triggered);
         let completed = coordinator.completed();
         if completed > self.completed {
             self.completed = completed;
@@ -281,6 +295,11 @@ impl<S: Source> TaskBody for SourceTask<S> {
             self.checkpoint()?;
             let mut progressed = false;
             let mut i = 0;
+            // With unaligned checkpoints a backpressured source waits here, where it can still
+            // emit barriers, rather than blocked in a full channel.
+            if self.unaligned && !self.out.has_room() {
+                i = self.readers.len();
+            }
             while i < self.readers.len() {
                 let reader = &mut self.readers[i].reader;
                 let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(batch_size)));

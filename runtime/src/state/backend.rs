@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::table::{Cursor, ErasedTable, Table, TableSpec, hash_key};
+use super::table::{CapturedTable, Cursor, ErasedTable, Table, TableSpec, hash_key};
 use super::{KeyGroup, StateError, StateTtlConfig, StateValue};
 
 /// Version of the per-key-group snapshot format written by
@@ -20,6 +20,88 @@ const SNAPSHOT_VERSION: u32 = 1;
 /// Gives each backend a distinct id, so a state handle can tell whether its cached slot
 /// belongs to the backend it is used with.
 static NEXT_BACKEND_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Builds the snapshot of one key group from each table's (name, entry count, bytes) and the
+/// restored bytes of states not registered yet.
+fn encode_key_group(
+    key_group: KeyGroup,
+    tables: Vec<(String, u64, Vec<u8>)>,
+    pending: &BTreeMap<String, BTreeMap<KeyGroup, PendingGroup>>,
+) -> Result<Vec<u8>, StateError> {
+    let mut tables: Vec<TableSnapshot> = tables
+        .into_iter()
+        .filter(|(_, entries, _)| *entries > 0)
+        .map(|(name, entries, bytes)| TableSnapshot {
+            name,
+            entries,
+            bytes,
+        })
+        .collect();
+    for (name, groups) in pending {
+        if let Some(pending) = groups.get(&key_group) {
+            tables.push(TableSnapshot {
+                name: name.clone(),
+                entries: pending.entries,
+                bytes: pending.bytes.clone(),
+            });
+        }
+    }
+    tables.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let snapshot = KeyGroupSnapshot {
+        version: SNAPSHOT_VERSION,
+        key_group,
+        tables,
+    };
+    postcard::to_allocvec(&snapshot).map_err(|source| StateError::Serialize {
+        state: "*".to_owned(),
+        key_group,
+        source,
+    })
+}
+
+/// The keyed state of a backend captured at a checkpoint barrier (see
+/// [`KeyedStateBackend::capture`]), serialized afterwards, possibly on another thread.
+pub struct BackendCapture {
+    start: KeyGroup,
+    end: KeyGroup,
+    tables: Vec<Box<dyn CapturedTable>>,
+    pending: BTreeMap<String, BTreeMap<KeyGroup, PendingGroup>>,
+}
+
+impl BackendCapture {
+    /// The key groups captured.
+    pub fn key_group_range(&self) -> RangeInclusive<KeyGroup> {
+        self.start..=self.end
+    }
+
+    /// Serializes key group `key_group` as it was when captured; the bytes are those
+    /// [`KeyedStateBackend::snapshot_key_group`] would have returned then.
+    pub fn snapshot_key_group(&self, key_group: KeyGroup) -> Result<Vec<u8>, StateError> {
+        if !(self.start..=self.end).contains(&key_group) {
+            return Err(StateError::KeyGroupNotOwned {
+                key_group,
+                start: self.start,
+                end: self.end,
+            });
+        }
+        let group = usize::from(key_group - self.start);
+        let mut tables = Vec::new();
+        for table in &self.tables {
+            let (entries, bytes) = table.snapshot_group(group, key_group)?;
+            tables.push((table.name().to_owned(), entries, bytes));
+        }
+        encode_key_group(key_group, tables, &self.pending)
+    }
+}
+
+impl fmt::Debug for BackendCapture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendCapture")
+            .field("key_groups", &(self.start..=self.end))
+            .field("tables", &self.tables.len())
+            .finish()
+    }
+}
 
 /// Access to the keyed state backend, implemented by operator contexts so user functions can
 /// pass their context straight to state handles.
@@ -348,34 +430,40 @@ impl KeyedStateBackend {
         let mut tables = Vec::new();
         for table in &mut self.tables {
             let (entries, bytes) = table.snapshot_group(group, key_group, self.now)?;
-            if entries > 0 {
-                tables.push(TableSnapshot {
-                    name: table.name().to_owned(),
-                    entries,
-                    bytes,
-                });
-            }
+            tables.push((table.name().to_owned(), entries, bytes));
         }
-        for (name, groups) in &self.pending {
-            if let Some(pending) = groups.get(&key_group) {
-                tables.push(TableSnapshot {
-                    name: name.clone(),
-                    entries: pending.entries,
-                    bytes: pending.bytes.clone(),
-                });
-            }
+        encode_key_group(key_group, tables, &self.pending)
+    }
+
+    /// Captures every state as it is now, for [`BackendCapture::snapshot_key_group`] to
+    /// serialize later, on any thread, while this backend goes on changing. The capture is a
+    /// copy of the live values (no encoding, no sorting), the cheap part of a snapshot.
+    pub fn capture(&mut self) -> BackendCapture {
+        let now = self.now;
+        BackendCapture {
+            start: self.start,
+            end: self.end,
+            tables: self.tables.iter_mut().map(|t| t.capture(now)).collect(),
+            pending: self
+                .pending
+                .iter()
+                .map(|(name, groups)| {
+                    let groups = groups
+                        .iter()
+                        .map(|(kg, p)| {
+                            (
+                                *kg,
+                                PendingGroup {
+                                    entries: p.entries,
+                                    bytes: p.bytes.clone(),
+                                },
+                            )
+                        })
+                        .collect();
+                    (name.clone(), groups)
+                })
+                .collect(),
         }
-        tables.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let snapshot = KeyGroupSnapshot {
-            version: SNAPSHOT_VERSION,
-            key_group,
-            tables,
-        };
-        postcard::to_allocvec(&snapshot).map_err(|source| StateError::Serialize {
-            state: "*".to_owned(),
-            key_group,
-            source,
-        })
     }
 
     /// Restores key group `key_group` from bytes written by

@@ -42,7 +42,7 @@ pub mod ttl;
 pub mod value;
 
 pub use aggregating::{AggregateFunction, AggregatingState};
-pub use backend::{KeyedStateAccess, KeyedStateBackend};
+pub use backend::{BackendCapture, KeyedStateAccess, KeyedStateBackend};
 pub use batch_table::{BatchKeyedTable, EncodedKeys, OffsetKeys};
 pub use list::ListState;
 pub use map::MapState;

@@ -48,6 +48,7 @@ pub(crate) struct TableSpec<S> {
 }
 
 /// One stored entry.
+#[derive(Clone)]
 pub(crate) struct Entry<S> {
     /// Encoded key followed by encoded namespace.
     pub(crate) key_ns: Box<[u8]>,
@@ -205,6 +206,9 @@ pub(crate) trait ErasedTable: Any + Send {
         key_group: KeyGroup,
         now: i64,
     ) -> Result<(u64, Vec<u8>), StateError>;
+    /// Captures every group as it is now (expired entries dropped first): an immutable copy of
+    /// the live values, serialized later on another thread while the table goes on changing.
+    fn capture(&mut self, now: i64) -> Box<dyn CapturedTable>;
     /// Inserts the entries of a snapshot of one group, replacing entries with the same key.
     fn restore_group(
         &mut self,
@@ -246,21 +250,20 @@ impl<S: StateValue> ErasedTable for Table<S> {
         now: i64,
     ) -> Result<(u64, Vec<u8>), StateError> {
         self.purge_group(group, now);
-        let Some(entries) = self.groups.get(group) else {
-            return Ok((0, Vec::new()));
-        };
-        let mut rows: Vec<(&[u8], u32, i64, &S)> = entries
-            .iter()
-            .map(|e| (&*e.key_ns, e.key_len, e.stamp, &e.value))
-            .collect();
-        // Sorted so that equal state gives equal bytes.
-        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let bytes = postcard::to_allocvec(&rows).map_err(|source| StateError::Serialize {
-            state: self.name.clone(),
-            key_group,
-            source,
-        })?;
-        Ok((rows.len() as u64, bytes))
+        match self.groups.get(group) {
+            Some(entries) => encode_group(&self.name, entries, key_group),
+            None => Ok((0, Vec::new())),
+        }
+    }
+
+    fn capture(&mut self, now: i64) -> Box<dyn CapturedTable> {
+        for group in 0..self.groups.len() {
+            self.purge_group(group, now);
+        }
+        Box::new(Captured {
+            name: self.name.clone(),
+            groups: self.groups.clone(),
+        })
     }
 
     fn restore_group(
@@ -347,6 +350,59 @@ impl<S: StateValue> ErasedTable for Table<S> {
             removed += before - entries.len();
         }
         removed
+    }
+}
+
+/// Serializes the entries of one group, sorted by key so that equal state gives equal bytes;
+/// returns the entry count and the bytes.
+fn encode_group<S: StateValue>(
+    name: &str,
+    entries: &HashTable<Entry<S>>,
+    key_group: KeyGroup,
+) -> Result<(u64, Vec<u8>), StateError> {
+    let mut rows: Vec<(&[u8], u32, i64, &S)> = entries
+        .iter()
+        .map(|e| (&*e.key_ns, e.key_len, e.stamp, &e.value))
+        .collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let bytes = postcard::to_allocvec(&rows).map_err(|source| StateError::Serialize {
+        state: name.to_owned(),
+        key_group,
+        source,
+    })?;
+    Ok((rows.len() as u64, bytes))
+}
+
+/// A table captured at a checkpoint barrier, serialized later on another thread.
+pub(crate) trait CapturedTable: Send {
+    fn name(&self) -> &str;
+    /// Serializes one group; returns the entry count and the bytes.
+    fn snapshot_group(
+        &self,
+        group: usize,
+        key_group: KeyGroup,
+    ) -> Result<(u64, Vec<u8>), StateError>;
+}
+
+struct Captured<S> {
+    name: String,
+    groups: Vec<HashTable<Entry<S>>>,
+}
+
+impl<S: StateValue> CapturedTable for Captured<S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn snapshot_group(
+        &self,
+        group: usize,
+        key_group: KeyGroup,
+    ) -> Result<(u64, Vec<u8>), StateError> {
+        match self.groups.get(group) {
+            Some(entries) => encode_group(&self.name, entries, key_group),
+            None => Ok((0, Vec::new())),
+        }
     }
 }
 

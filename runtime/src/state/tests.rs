@@ -724,3 +724,54 @@ proptest! {
         }
     }
 }
+
+fn apply(b: &mut KeyedStateBackend, h: &Handles, op: &Op) -> Result<(), StateError> {
+    match *op {
+        Op::SetKey(k, ns) => position(b, k, ns),
+        Op::ValueUpdate(v) => h.value.update(b, v)?,
+        Op::ValueClear => h.value.clear(b)?,
+        Op::ListAdd(v) => h.list.add(b, v)?,
+        Op::ListClear => h.list.clear(b)?,
+        Op::MapPut(k, v) => h.map.put(b, k, v)?,
+        Op::MapRemove(k) => {
+            h.map.remove(b, &k)?;
+        }
+        Op::MapClear => h.map.clear(b)?,
+    }
+    Ok(())
+}
+
+proptest! {
+    /// A capture serialized later, on another thread, after the backend changed further, gives
+    /// the bytes a snapshot taken at the capture would have given.
+    #[test]
+    fn a_capture_serializes_the_state_as_it_was(
+        before in proptest::collection::vec(op(), 1..120),
+        after in proptest::collection::vec(op(), 1..120),
+    ) {
+        let h = Handles {
+            value: ValueState::new("value"),
+            list: ListState::new("list"),
+            map: MapState::new("map"),
+        };
+        let mut b = KeyedStateBackend::new(0, 127);
+        position(&mut b, 0, 0);
+        for op in &before {
+            apply(&mut b, &h, op)?;
+        }
+        let reference: Vec<Vec<u8>> =
+            (0..128).map(|g| b.snapshot_key_group(g)).collect::<Result<_, _>>()?;
+        let capture = b.capture();
+        for op in &after {
+            apply(&mut b, &h, op)?;
+        }
+        let written = std::thread::spawn(move || {
+            (0..128)
+                .map(|g| capture.snapshot_key_group(g))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .join()
+        .expect("the writer thread does not panic")?;
+        prop_assert_eq!(written, reference);
+    }
+}
