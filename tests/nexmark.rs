@@ -8,7 +8,9 @@ mod queries;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow::datatypes::{DataType, TimeUnit};
 use arrow::util::display::array_value_to_string;
 use proptest::prelude::*;
@@ -79,7 +81,7 @@ fn events(events: u64) -> Events {
         next_rate: RATE,
         ..default_nexmark_config()
     };
-    let gen = |s| {
+    let generate = |s| {
         NexmarkSource::new(s, events)
             .with_config(config.clone())
             .generate_all(1000)
@@ -90,7 +92,7 @@ fn events(events: u64) -> Events {
         auctions: Vec::new(),
         bids: Vec::new(),
     };
-    for b in gen(NexmarkStream::Person) {
+    for b in generate(NexmarkStream::Person) {
         let (id, name, city, state, t) = (
             ints(&b, "id"),
             strings(&b, "name"),
@@ -108,7 +110,7 @@ fn events(events: u64) -> Events {
             });
         }
     }
-    for b in gen(NexmarkStream::Auction) {
+    for b in generate(NexmarkStream::Auction) {
         let (id, t, e, s, c) = (
             ints(&b, "id"),
             ints(&b, "date_time"),
@@ -126,7 +128,7 @@ fn events(events: u64) -> Events {
             });
         }
     }
-    for b in gen(NexmarkStream::Bid) {
+    for b in generate(NexmarkStream::Bid) {
         let (a, w, p, u, ch, t, x) = (
             ints(&b, "auction"),
             ints(&b, "bidder"),
@@ -157,15 +159,30 @@ fn cell(c: &dyn Array, row: usize) -> String {
         return "null".into();
     }
     match c.data_type() {
-        DataType::Int64 => c.as_any().downcast_ref::<Int64Array>().unwrap().value(row).to_string(),
-        DataType::Float64 => float(c.as_any().downcast_ref::<Float64Array>().unwrap().value(row)),
+        DataType::Int64 => c
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(row)
+            .to_string(),
+        DataType::Float64 => float(
+            c.as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap()
+                .value(row),
+        ),
         DataType::Timestamp(TimeUnit::Millisecond, _) => c
             .as_any()
             .downcast_ref::<TimestampMillisecondArray>()
             .unwrap()
             .value(row)
             .to_string(),
-        DataType::Utf8 => c.as_any().downcast_ref::<StringArray>().unwrap().value(row).to_owned(),
+        DataType::Utf8 => c
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap()
+            .value(row)
+            .to_owned(),
         _ => array_value_to_string(c, row).unwrap(),
     }
 }
@@ -178,7 +195,11 @@ type Rows = Vec<Vec<String>>;
 
 /// Runs `name` at `parallelism` over the first `n` events; its consolidated rows, sorted.
 fn run(name: &str, n: u64, parallelism: usize) -> Rows {
-    let env = TableEnv::streaming(StreamEnv::new().with_parallelism(parallelism).with_batch_size(256));
+    let env = TableEnv::streaming(
+        StreamEnv::new()
+            .with_parallelism(parallelism)
+            .with_batch_size(256),
+    );
     let input = queries::Input::Generate {
         events: n,
         events_per_second: RATE,
@@ -214,7 +235,15 @@ fn reference(name: &str, e: &Events) -> Rows {
         "q1" => e
             .bids
             .iter()
-            .map(|b| row![b.auction, b.bidder, float(0.908 * b.price as f64), b.date_time, b.extra])
+            .map(|b| {
+                row![
+                    b.auction,
+                    b.bidder,
+                    float(0.908 * b.price as f64),
+                    b.date_time,
+                    b.extra
+                ]
+            })
             .collect(),
         "q2" => e
             .bids
@@ -239,7 +268,9 @@ fn reference(name: &str, e: &Events) -> Rows {
                 let best = e
                     .bids
                     .iter()
-                    .filter(|b| b.auction == a.id && (a.date_time..=a.expires).contains(&b.date_time))
+                    .filter(|b| {
+                        b.auction == a.id && (a.date_time..=a.expires).contains(&b.date_time)
+                    })
                     .map(|b| b.price)
                     .max();
                 if let Some(best) = best {
@@ -291,8 +322,11 @@ fn reference(name: &str, e: &Events) -> Rows {
         }
         "q8" => {
             let window = |t: i64| t - t.rem_euclid(10_000);
-            let sellers: BTreeSet<(i64, i64)> =
-                e.auctions.iter().map(|a| (a.seller, window(a.date_time))).collect();
+            let sellers: BTreeSet<(i64, i64)> = e
+                .auctions
+                .iter()
+                .map(|a| (a.seller, window(a.date_time)))
+                .collect();
             let persons: BTreeSet<(i64, String, i64)> = e
                 .persons
                 .iter()
@@ -359,7 +393,17 @@ fn reference(name: &str, e: &Events) -> Rows {
                 }
             }
             last.values()
-                .map(|b| row![b.auction, b.bidder, b.price, b.channel, b.url, b.date_time, b.extra])
+                .map(|b| {
+                    row![
+                        b.auction,
+                        b.bidder,
+                        b.price,
+                        b.channel,
+                        b.url,
+                        b.date_time,
+                        b.extra
+                    ]
+                })
                 .collect()
         }
         "q19" => {
@@ -382,7 +426,15 @@ fn reference(name: &str, e: &Events) -> Rows {
             .map(|b| {
                 let parts: Vec<&str> = b.url.split('/').collect();
                 let part = |i: usize| parts.get(i).map_or("null".to_owned(), |s| s.to_string());
-                row![b.auction, b.bidder, b.price, b.channel, part(3), part(4), part(5)]
+                row![
+                    b.auction,
+                    b.bidder,
+                    b.price,
+                    b.channel,
+                    part(3),
+                    part(4),
+                    part(5)
+                ]
             })
             .collect(),
         other => panic!("no reference for {other}"),
@@ -392,7 +444,11 @@ fn reference(name: &str, e: &Events) -> Rows {
 
 /// Keeps the columns `keep` (by position) of every row, sorted.
 fn project(rows: &Rows, keep: &[usize]) -> Rows {
-    sorted(rows.iter().map(|r| keep.iter().map(|i| r[*i].clone()).collect()).collect())
+    sorted(
+        rows.iter()
+            .map(|r| keep.iter().map(|i| r[*i].clone()).collect())
+            .collect(),
+    )
 }
 
 fn check(name: &str, n: u64, parallelism: usize) {
@@ -404,8 +460,15 @@ fn check(name: &str, n: u64, parallelism: usize) {
         "q19" => project(&got, &[0, 2, 7]),
         _ => got,
     };
-    assert!(!want.is_empty(), "{name}: the reference is empty; use more events");
-    assert_eq!(got.len(), want.len(), "{name} at parallelism {parallelism}: row counts differ");
+    assert!(
+        !want.is_empty(),
+        "{name}: the reference is empty; use more events"
+    );
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{name} at parallelism {parallelism}: row counts differ"
+    );
     assert_eq!(got, want, "{name} at parallelism {parallelism}");
 }
 
@@ -486,11 +549,21 @@ fn every_listed_query_plans() {
         };
         let table = queries::query(name, &env, &input)
             .unwrap_or_else(|e| panic!("{name} does not plan: {e}"));
-        assert!(!table.explain().contains("cannot be lowered"), "{name}: {}", table.explain());
+        assert!(
+            !table.explain().contains("cannot be lowered"),
+            "{name}: {}",
+            table.explain()
+        );
     }
     let env = TableEnv::streaming(StreamEnv::new());
-    let input = queries::Input::Generate { events: 1, events_per_second: RATE };
-    let err = queries::query("q12", &env, &input).err().unwrap().to_string();
+    let input = queries::Input::Generate {
+        events: 1,
+        events_per_second: RATE,
+    };
+    let err = queries::query("q12", &env, &input)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("q11"), "{err}");
 }
 

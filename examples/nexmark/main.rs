@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use rivulet::runtime::sink::TableSink;
 use rivulet::runtime::source::{
-    NEXMARK_FIRST_EVENT_RATE, NexmarkSource, NexmarkStream, Source, SourcePoll, SourceReader};
+    NEXMARK_FIRST_EVENT_RATE, NexmarkSource, NexmarkStream, Source, SourcePoll, SourceReader,
+};
 use rivulet::table::prelude::*;
 
 use queries::Input;
@@ -65,7 +66,9 @@ fn args() -> Result<Args, String> {
         match flag.as_str() {
             "--query" => args.query = value()?,
             "--events" => args.events = number(value()?, "--events")?,
-            "--parallelism" => args.parallelism = number(value()?, "--parallelism")?.max(1) as usize,
+            "--parallelism" => {
+                args.parallelism = number(value()?, "--parallelism")?.max(1) as usize
+            }
             "--batch-size" => args.batch_size = number(value()?, "--batch-size")?.max(1) as usize,
             "--generator-only" => args.generator_only = true,
             "--replay" => args.replay = true,
@@ -163,7 +166,9 @@ fn measure(
     let started = Instant::now();
     let result = job(Arc::clone(&rows));
     let elapsed = started.elapsed();
-    let cpu = cpu_time().zip(cpu_before).map(|(after, before)| after - before);
+    let cpu = cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     done.store(true, Ordering::Relaxed);
     let _ = progress.join();
     result?;
