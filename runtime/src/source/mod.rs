@@ -8,12 +8,14 @@
 //!
 //! Built-in sources: collections ([`VecSource`], [`IterSource`]), number sequences and
 //! generators ([`GeneratorSource`]), Arrow record batches ([`RecordBatchSource`]), text files
-//! ([`TextFileSource`]), CSV files ([`CsvSource`]) and Parquet files ([`ParquetSource`]).
+//! ([`TextFileSource`]), CSV files ([`CsvSource`]), Parquet files ([`ParquetSource`]) and the
+//! Nexmark benchmark's generator ([`NexmarkSource`]).
 
 mod arrow;
 mod collection;
 mod csv;
 mod file;
+mod nexmark;
 mod parquet;
 
 use std::fmt::Debug;
@@ -25,6 +27,10 @@ use serde::de::DeserializeOwned;
 
 pub use self::arrow::{RecordBatchReader, RecordBatchSource, RecordBatchSplit};
 pub use self::csv::{CsvError, CsvReader, CsvSource, CsvSplit};
+pub use self::nexmark::{
+    NEXMARK_BASE_TIME_MS, NEXMARK_FIRST_EVENT_RATE, NexmarkConfig, NexmarkError, NexmarkReader,
+    NexmarkSource, NexmarkSplit, NexmarkStream, default_nexmark_config,
+};
 pub use self::parquet::{ParquetReadError, ParquetReader, ParquetSource, ParquetSplit};
 pub use collection::{GeneratorSource, GeneratorSplit, IterSource, IterSplit, VecSource, VecSplit};
 pub use file::{FileError, FileSplit, TextFileReader, TextFileSource};
