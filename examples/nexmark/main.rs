@@ -225,9 +225,14 @@ fn write_csv(dir: &PathBuf, args: &Args) -> Result<(), Box<dyn Error>> {
             .build(file);
         let source = NexmarkSource::new(stream, args.events);
         let mut rows = 0u64;
-        for split in source.splits(1)? {
-            let mut reader = source.create_reader(split)?;
-            while let SourcePoll::Ready(batch) = reader.poll(args.batch_size)? {
+        for split in source.splits(1).map_err(|e| e as Box<dyn Error>)? {
+            let mut reader = source
+                .create_reader(split)
+                .map_err(|e| e as Box<dyn Error>)?;
+            while let SourcePoll::Ready(batch) = reader
+                .poll(args.batch_size)
+                .map_err(|e| e as Box<dyn Error>)?
+            {
                 rows += batch.num_rows() as u64;
                 writer.write(batch.data())?;
             }
