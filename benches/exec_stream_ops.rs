@@ -6,6 +6,9 @@
 //!   over insert-only input.
 //! - `exec/topn_updating`: the same in the mode for updating input (every row kept).
 //! - `exec/interval_join_inner`: an inner interval join on the key (100 000 keys), ±50 ms.
+//! - `exec/dedup_keep_last`: the last row per key (10 000 keys) by arrival.
+//! - `exec/over_rows_10`: `SUM(v)` over the 10 preceding rows per key (10 000 keys), in time
+//!   order as the watermark passes.
 //!
 //! After criterion's runs, each case runs for a few more seconds outside criterion and reports
 //! input rows per second and per CPU-second (user + system time of the whole process).
@@ -18,9 +21,11 @@ use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use criterion::{Criterion, SamplingMode, Throughput};
 use rivulet::runtime::operator::{Operator, TwoInputOperator};
-use rivulet::runtime::relational::JoinType;
+use rivulet::runtime::relational::dedup::{DedupOrder, DeduplicateOperator, DeduplicateSpec, Keep};
 use rivulet::runtime::relational::interval_join::{IntervalJoinOperator, IntervalJoinSpec};
+use rivulet::runtime::relational::over::{OverAggregateOperator, OverAggregateSpec, OverFrame};
 use rivulet::runtime::relational::rank::{RankOperator, RankSpec, SortKey};
+use rivulet::runtime::relational::{AggregateCall, AggregateKind, JoinType};
 use rivulet::runtime::{ChangelogBatch, OperatorContext, Output, TaskError};
 use support::process_cpu_time;
 
@@ -109,6 +114,8 @@ struct Inputs {
 enum Case {
     TopN { insert_only: bool },
     IntervalJoin,
+    DedupKeepLast,
+    OverRows,
 }
 
 /// Runs a case once and returns the number of output rows.
@@ -127,6 +134,35 @@ fn run(inputs: &Inputs, case: Case) -> usize {
                     .expect("processes");
             }
             op.finish(&mut out).expect("finishes");
+        }
+        Case::DedupKeepLast => {
+            let spec = DeduplicateSpec::new(schema(""), [0], Keep::Last, DedupOrder::Arrival);
+            let mut op = DeduplicateOperator::new(spec).expect("valid");
+            op.open(&ctx).expect("opens");
+            for batch in &inputs.single {
+                op.process_batch(batch.clone(), &mut out)
+                    .expect("processes");
+            }
+        }
+        Case::OverRows => {
+            let sum = AggregateCall::new(
+                AggregateKind::Sum,
+                [2],
+                Field::new("total", DataType::Int64, true),
+            );
+            let frame = OverFrame::Rows {
+                preceding: Some(10),
+            };
+            let spec = OverAggregateSpec::new(schema(""), [0], 1, frame, [sum]);
+            let mut op = OverAggregateOperator::new(spec).expect("valid");
+            op.open(&ctx).expect("opens");
+            for (i, batch) in inputs.single.iter().enumerate() {
+                op.process_batch(batch.clone(), &mut out)
+                    .expect("processes");
+                op.process_watermark(((i + 1) * BATCH) as i64 - 16, &mut out)
+                    .expect("advances");
+            }
+            op.process_watermark(i64::MAX, &mut out).expect("ends");
         }
         Case::IntervalJoin => {
             let (left, right) = (schema("l"), schema("r"));
@@ -172,6 +208,8 @@ fn main() {
             ROWS,
         ),
         ("exec/interval_join_inner", Case::IntervalJoin, 2 * ROWS),
+        ("exec/dedup_keep_last", Case::DedupKeepLast, ROWS),
+        ("exec/over_rows_10", Case::OverRows, ROWS),
     ];
     let mut criterion = Criterion::default().configure_from_args();
     for (name, case, rows) in cases {
